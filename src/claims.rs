@@ -1,0 +1,364 @@
+//! The caller's subscription claims, read tolerantly.
+//!
+//! Tokens come from many issuers, and claim values often arrive as strings
+//! (`"5"`, `"2026-04-15"`). Reading never fails: a value that cannot be understood
+//! is kept as *malformed*, which the engine treats exactly like an absent claim and
+//! names in the decision's [`Notes`]. A malformed claim therefore never grants more
+//! than no claim at all.
+//!
+//! ```
+//! use tiergate::{Claims, ClaimsLocation, Notes};
+//! use serde_json::json;
+//!
+//! // The default location: a nested `claims` object.
+//! let payload = json!({ "sub": "usr_8f2", "claims": {
+//!     "plan": "pro", "role": "admin", "trial_ends": "2026-04-15", "seats": "5"
+//! }});
+//! let claims = Claims::from_payload(&payload, &ClaimsLocation::default());
+//! assert_eq!(claims.plan(), Some("pro"));
+//! assert_eq!(claims.seats(), Some(5));
+//! assert_eq!(claims.trial_ends().unwrap().to_rfc3339(), "2026-04-16T00:00:00+00:00");
+//!
+//! // Namespaced claims at the top level, as Auth0 writes them; `seats: "five"` is malformed.
+//! let payload = json!({ "https://example.com/plan": "starter", "https://example.com/seats": "five" });
+//! let claims = Claims::from_payload(&payload, &ClaimsLocation::namespaced("https://example.com/"));
+//! assert_eq!(claims.plan(), Some("starter"));
+//! assert_eq!(claims.seats(), None);
+//! assert!(claims.notes().contains(Notes::MALFORMED_SEATS));
+//! ```
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Map, Value};
+
+use crate::engine::Notes;
+
+/// Where in the token payload the subscription claims live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimsLocation {
+    /// Inside an object under this key (default: `claims`, as the reference server writes them).
+    Nested(String),
+    /// Directly at the top level of the payload (`{"plan": "pro", ...}`).
+    TopLevel,
+    /// At the top level with a namespace prefix (`{"https://example.com/plan": "pro"}`).
+    Namespaced(String),
+}
+
+impl Default for ClaimsLocation {
+    fn default() -> Self {
+        ClaimsLocation::Nested("claims".to_owned())
+    }
+}
+
+impl ClaimsLocation {
+    /// Claims under keys starting with `prefix`, e.g. `https://example.com/`.
+    pub fn namespaced(prefix: impl Into<String>) -> Self {
+        ClaimsLocation::Namespaced(prefix.into())
+    }
+}
+
+/// One claim's value: absent, understood, or present but not understood.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) enum Claim<T> {
+    #[default]
+    Absent,
+    Valid(T),
+    Malformed,
+}
+
+impl<T> Claim<T> {
+    fn valid(&self) -> Option<&T> {
+        match self {
+            Claim::Valid(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn is_malformed(&self) -> bool {
+        matches!(self, Claim::Malformed)
+    }
+}
+
+/// The four subscription claims plus any custom ones.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claims {
+    pub(crate) plan: Claim<Box<str>>,
+    pub(crate) roles: Claim<Vec<Box<str>>>,
+    /// The instant the trial ends (exclusive), in unix seconds.
+    pub(crate) trial_ends: Claim<i64>,
+    pub(crate) seats: Claim<u64>,
+    custom: Map<String, Value>,
+}
+
+impl Claims {
+    /// Reads the claims from a token payload at `location`.
+    pub fn from_payload(payload: &Value, location: &ClaimsLocation) -> Claims {
+        match location {
+            ClaimsLocation::Nested(key) => match payload.get(key) {
+                Some(obj @ Value::Object(_)) => Claims::from_object(obj),
+                _ => Claims::default(),
+            },
+            ClaimsLocation::TopLevel => Claims::from_object(payload),
+            ClaimsLocation::Namespaced(prefix) => {
+                let Value::Object(map) = payload else {
+                    return Claims::default();
+                };
+                let stripped: Map<String, Value> = map
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        k.strip_prefix(prefix.as_str())
+                            .map(|k| (k.to_owned(), v.clone()))
+                    })
+                    .collect();
+                Claims::from_object(&Value::Object(stripped))
+            }
+        }
+    }
+
+    /// Reads the claims from the claims object itself: `{"plan": "pro", "seats": 5, ...}`.
+    /// Anything that is not an object gives empty claims.
+    pub fn from_object(object: &Value) -> Claims {
+        let Value::Object(map) = object else {
+            return Claims::default();
+        };
+        let mut claims = Claims::default();
+        for (key, value) in map {
+            match key.as_str() {
+                "plan" => claims.plan = read_plan(value),
+                "role" | "roles" if claims.roles == Claim::Absent => {
+                    claims.roles = read_roles(value)
+                }
+                "role" | "roles" => {}
+                "trial_ends" => claims.trial_ends = read_trial_ends(value),
+                "seats" => claims.seats = read_seats(value),
+                _ => {
+                    claims.custom.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        claims
+    }
+
+    /// The `plan` claim, if it is a non-empty string.
+    pub fn plan(&self) -> Option<&str> {
+        self.plan.valid().map(|p| &**p)
+    }
+
+    /// The roles from `role` (a string or a list of strings; `roles` is read too).
+    pub fn roles(&self) -> impl Iterator<Item = &str> {
+        self.roles.valid().into_iter().flatten().map(|r| &**r)
+    }
+
+    /// The instant the trial ends. A date `2026-04-15` means active through the end of
+    /// that day in UTC, so this is `2026-04-16T00:00:00Z`.
+    pub fn trial_ends(&self) -> Option<DateTime<Utc>> {
+        self.trial_ends
+            .valid()
+            .and_then(|s| DateTime::from_timestamp(*s, 0))
+    }
+
+    /// The seat count, from `5` or `"5"`.
+    pub fn seats(&self) -> Option<u64> {
+        self.seats.valid().copied()
+    }
+
+    /// Claims other than the four above, as they were in the token.
+    pub fn custom(&self) -> &Map<String, Value> {
+        &self.custom
+    }
+
+    /// Which claims were present but could not be read.
+    pub fn notes(&self) -> Notes {
+        let mut n = Notes::empty();
+        for (bad, note) in [
+            (self.plan.is_malformed(), Notes::MALFORMED_PLAN),
+            (self.roles.is_malformed(), Notes::MALFORMED_ROLE),
+            (self.trial_ends.is_malformed(), Notes::MALFORMED_TRIAL_ENDS),
+            (self.seats.is_malformed(), Notes::MALFORMED_SEATS),
+        ] {
+            if bad {
+                n.insert(note);
+            }
+        }
+        n
+    }
+}
+
+fn read_plan(v: &Value) -> Claim<Box<str>> {
+    match v {
+        Value::Null => Claim::Absent,
+        Value::String(s) if !s.trim().is_empty() => Claim::Valid(s.trim().into()),
+        _ => Claim::Malformed,
+    }
+}
+
+fn read_roles(v: &Value) -> Claim<Vec<Box<str>>> {
+    match v {
+        Value::Null => Claim::Absent,
+        Value::String(s) if !s.trim().is_empty() => Claim::Valid(vec![s.trim().into()]),
+        Value::Array(items) => {
+            // All or nothing: keeping the readable half of a broken list could grant
+            // more than the claim's author meant.
+            let mut roles = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Value::String(s) if !s.trim().is_empty() => roles.push(s.trim().into()),
+                    _ => return Claim::Malformed,
+                }
+            }
+            Claim::Valid(roles)
+        }
+        _ => Claim::Malformed,
+    }
+}
+
+/// `YYYY-MM-DD` (through the end of that day, UTC), RFC 3339, or unix seconds
+/// (a number or a string of digits).
+pub(crate) fn parse_trial_ends(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                .map(|f| f as i64)
+        }),
+        Value::String(s) => {
+            let s = s.trim();
+            if let Ok(day) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                let next = day.succ_opt()?;
+                return Some(next.and_hms_opt(0, 0, 0)?.and_utc().timestamp());
+            }
+            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                return Some(t.timestamp());
+            }
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                return s.parse().ok();
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+fn read_trial_ends(v: &Value) -> Claim<i64> {
+    match v {
+        Value::Null => Claim::Absent,
+        other => parse_trial_ends(other).map_or(Claim::Malformed, Claim::Valid),
+    }
+}
+
+/// A whole number ≥ 0, from a JSON number or a string of digits.
+pub(crate) fn parse_seats(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e15)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => {
+            let s = s.trim();
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                s.parse().ok()
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+fn read_seats(v: &Value) -> Claim<u64> {
+    match v {
+        Value::Null => Claim::Absent,
+        other => parse_seats(other).map_or(Claim::Malformed, Claim::Valid),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(s: &str) -> i64 {
+        DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+    }
+
+    #[test]
+    fn trial_ends_accepts_date_rfc3339_and_unix_seconds() {
+        assert_eq!(
+            parse_trial_ends(&json!("2026-04-15")),
+            Some(at("2026-04-16T00:00:00Z"))
+        );
+        assert_eq!(
+            parse_trial_ends(&json!("2026-04-15T12:00:00+02:00")),
+            Some(at("2026-04-15T10:00:00Z"))
+        );
+        assert_eq!(parse_trial_ends(&json!(1776211200)), Some(1776211200));
+        assert_eq!(parse_trial_ends(&json!("1776211200")), Some(1776211200));
+        for bad in [
+            json!("soon"),
+            json!("2026-13-01"),
+            json!(true),
+            json!([]),
+            json!(""),
+        ] {
+            assert_eq!(parse_trial_ends(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn seats_accepts_numbers_and_digit_strings_only() {
+        assert_eq!(parse_seats(&json!(5)), Some(5));
+        assert_eq!(parse_seats(&json!("5")), Some(5));
+        assert_eq!(parse_seats(&json!(5.0)), Some(5));
+        for bad in [
+            json!("five"),
+            json!(-1),
+            json!("-1"),
+            json!(2.5),
+            json!(null),
+            json!(""),
+        ] {
+            assert_eq!(parse_seats(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn role_is_a_string_or_a_list_and_a_broken_list_is_malformed() {
+        let c = Claims::from_object(&json!({ "role": ["admin", "member"] }));
+        assert_eq!(c.roles().collect::<Vec<_>>(), ["admin", "member"]);
+        let c = Claims::from_object(&json!({ "role": ["admin", 7] }));
+        assert_eq!(c.roles().count(), 0);
+        assert!(c.notes().contains(Notes::MALFORMED_ROLE));
+        let c = Claims::from_object(&json!({ "roles": "admin" }));
+        assert_eq!(c.roles().collect::<Vec<_>>(), ["admin"]);
+    }
+
+    #[test]
+    fn malformed_values_are_noted_and_null_is_absent() {
+        let c = Claims::from_object(&json!({
+            "plan": 3, "trial_ends": "soon", "seats": "five", "role": null, "team": "blue"
+        }));
+        assert_eq!((c.plan(), c.trial_ends(), c.seats()), (None, None, None));
+        let n = c.notes();
+        assert!(n.contains(Notes::MALFORMED_PLAN));
+        assert!(n.contains(Notes::MALFORMED_TRIAL_ENDS));
+        assert!(n.contains(Notes::MALFORMED_SEATS));
+        assert!(!n.contains(Notes::MALFORMED_ROLE));
+        assert_eq!(c.custom().get("team"), Some(&json!("blue")));
+    }
+
+    #[test]
+    fn locations() {
+        let top = json!({ "plan": "pro", "sub": "u1" });
+        assert_eq!(
+            Claims::from_payload(&top, &ClaimsLocation::TopLevel).plan(),
+            Some("pro")
+        );
+        assert_eq!(
+            Claims::from_payload(&top, &ClaimsLocation::default()).plan(),
+            None
+        );
+        let nested = json!({ "app": { "plan": "pro" } });
+        let loc = ClaimsLocation::Nested("app".into());
+        assert_eq!(Claims::from_payload(&nested, &loc).plan(), Some("pro"));
+    }
+}

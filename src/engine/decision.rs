@@ -1,0 +1,361 @@
+//! The answer to "may this caller do X?": allow or deny, why, under which rule,
+//! and which plan would change the answer.
+//!
+//! ```
+//! use tiergate::{Claims, Policy, Reason};
+//!
+//! let policy = Policy::from_yaml(tiergate::EXAMPLE_POLICY)?;
+//! let claims = Claims::from_object(&serde_json::json!({ "plan": "free" }));
+//! let ent = policy.entitlements(&claims, chrono::Utc::now());
+//!
+//! let d = ent.check_route("POST", "/api/reports/export");
+//! assert!(!d.allowed());
+//! assert_eq!(d.reason(), Reason::FeatureNotInPlan);
+//! assert_eq!(d.feature(), Some("reports.export"));
+//! assert_eq!(d.upgrade_to(), Some("starter"));
+//! assert_eq!(d.rule().map(|r| r.pattern()), Some("/api/reports/export"));
+//! # Ok::<(), tiergate::PolicyError>(())
+//! ```
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::ser::{SerializeSeq, SerializeStruct};
+
+use super::compiled::{Compiled, FeatureId, LimitId, PlanId, RoleId, RuleId};
+use super::{Limit, Revision};
+
+/// A stable, snake_case reason code for a decision. Codes are part of the API:
+/// clients may branch on them, so they never change meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Allowed: the route is marked `public`.
+    Public,
+    /// Allowed: the route (or feature) requirement holds.
+    Granted,
+    /// Allowed: the route has no requirement beyond a valid token, or no route
+    /// matched and the policy says `unmatched: authenticated`.
+    Authenticated,
+    /// Allowed: usage is below the limit.
+    WithinLimit,
+    /// Denied: the caller's plan does not include the feature.
+    FeatureNotInPlan,
+    /// Denied: a role is required (the feature comes only from a role, or the rule names one).
+    RoleRequired,
+    /// Denied: the rule requires a particular plan or tier.
+    PlanRequired,
+    /// Denied: the feature came only from a trial that has ended.
+    TrialExpired,
+    /// Denied: the rule requires an active trial and the caller has none.
+    TrialRequired,
+    /// Denied: the caller does not have enough seats.
+    SeatsRequired,
+    /// Denied: usage has reached the plan's limit.
+    LimitReached,
+    /// Denied: no route matches and the policy says `unmatched: deny`.
+    NoMatchingRoute,
+    /// Denied: a `not:` or `trial: expired|none` condition did not hold.
+    ConditionNotMet,
+    /// Denied: the code asked about a feature the policy does not declare.
+    UnknownFeature,
+    /// Denied: the code asked about a limit no plan sets.
+    UnknownLimit,
+}
+
+impl Reason {
+    /// Every reason code, for documentation and coverage checks.
+    pub const ALL: [Reason; 15] = [
+        Reason::Public,
+        Reason::Granted,
+        Reason::Authenticated,
+        Reason::WithinLimit,
+        Reason::FeatureNotInPlan,
+        Reason::RoleRequired,
+        Reason::PlanRequired,
+        Reason::TrialExpired,
+        Reason::TrialRequired,
+        Reason::SeatsRequired,
+        Reason::LimitReached,
+        Reason::NoMatchingRoute,
+        Reason::ConditionNotMet,
+        Reason::UnknownFeature,
+        Reason::UnknownLimit,
+    ];
+
+    /// The snake_case code, e.g. `"feature_not_in_plan"`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::Public => "public",
+            Reason::Granted => "granted",
+            Reason::Authenticated => "authenticated",
+            Reason::WithinLimit => "within_limit",
+            Reason::FeatureNotInPlan => "feature_not_in_plan",
+            Reason::RoleRequired => "role_required",
+            Reason::PlanRequired => "plan_required",
+            Reason::TrialExpired => "trial_expired",
+            Reason::TrialRequired => "trial_required",
+            Reason::SeatsRequired => "seats_required",
+            Reason::LimitReached => "limit_reached",
+            Reason::NoMatchingRoute => "no_matching_route",
+            Reason::ConditionNotMet => "condition_not_met",
+            Reason::UnknownFeature => "unknown_feature",
+            Reason::UnknownLimit => "unknown_limit",
+        }
+    }
+
+    /// Parses a code as written in policy test files.
+    pub fn from_code(code: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.code() == code)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Things about the caller's claims that a decision was made in spite of: a claim
+/// that could not be read (treated as absent) or a plan the policy does not know
+/// (the default plan applied instead). Never a reason to fail; always worth logging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Notes(u8);
+
+impl Notes {
+    /// The `plan` claim names a plan the policy does not declare; the default plan applied.
+    pub const UNKNOWN_PLAN: Notes = Notes(1);
+    /// The `plan` claim is not a non-empty string; treated as absent.
+    pub const MALFORMED_PLAN: Notes = Notes(1 << 1);
+    /// The `role` claim is not a string or a list of strings; treated as absent.
+    pub const MALFORMED_ROLE: Notes = Notes(1 << 2);
+    /// A role in the `role` claim is not declared by the policy; it grants nothing.
+    pub const UNKNOWN_ROLE: Notes = Notes(1 << 3);
+    /// The `trial_ends` claim is not a date, an RFC 3339 time or unix seconds; treated as absent.
+    pub const MALFORMED_TRIAL_ENDS: Notes = Notes(1 << 4);
+    /// The `seats` claim is not a whole number ≥ 0; treated as absent.
+    pub const MALFORMED_SEATS: Notes = Notes(1 << 5);
+
+    const NAMED: [(Notes, &'static str); 6] = [
+        (Notes::UNKNOWN_PLAN, "unknown_plan"),
+        (Notes::MALFORMED_PLAN, "malformed_plan"),
+        (Notes::MALFORMED_ROLE, "malformed_role"),
+        (Notes::UNKNOWN_ROLE, "unknown_role"),
+        (Notes::MALFORMED_TRIAL_ENDS, "malformed_trial_ends"),
+        (Notes::MALFORMED_SEATS, "malformed_seats"),
+    ];
+
+    /// No notes.
+    pub const fn empty() -> Notes {
+        Notes(0)
+    }
+
+    /// Whether every note in `other` is set.
+    pub const fn contains(self, other: Notes) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether there are no notes.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub(crate) fn insert(&mut self, other: Notes) {
+        self.0 |= other.0;
+    }
+
+    /// The snake_case codes of the notes that are set.
+    pub fn codes(self) -> impl Iterator<Item = &'static str> {
+        Notes::NAMED
+            .into_iter()
+            .filter(move |(n, _)| self.contains(*n))
+            .map(|(_, code)| code)
+    }
+
+    /// Parses a code such as `"unknown_plan"`.
+    pub fn from_code(code: &str) -> Option<Notes> {
+        Notes::NAMED
+            .into_iter()
+            .find(|(_, c)| *c == code)
+            .map(|(n, _)| n)
+    }
+}
+
+impl Serialize for Notes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for code in self.codes() {
+            seq.serialize_element(code)?;
+        }
+        seq.end()
+    }
+}
+
+/// A route rule of the policy, as a decision refers to it.
+#[derive(Clone, Copy)]
+pub struct RuleRef<'p> {
+    policy: &'p Compiled,
+    id: RuleId,
+}
+
+impl<'p> RuleRef<'p> {
+    pub(crate) fn new(policy: &'p Compiled, id: RuleId) -> Self {
+        RuleRef { policy, id }
+    }
+
+    /// The route pattern as written, e.g. `/api/reports/{*rest}`.
+    pub fn pattern(&self) -> &'p str {
+        &self.policy.rules[self.id as usize].pattern
+    }
+
+    /// The methods the rule names, or `None` when it covers every method.
+    pub fn methods(&self) -> Option<impl Iterator<Item = &'p str>> {
+        self.policy.rules[self.id as usize]
+            .methods
+            .as_ref()
+            .map(|ms| ms.iter().map(|m| &**m))
+    }
+
+    /// The 1-based line of the rule in the policy file.
+    pub fn line(&self) -> u32 {
+        self.policy.rules[self.id as usize].line
+    }
+}
+
+impl fmt::Debug for RuleRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (line {})", self.pattern(), self.line())
+    }
+}
+
+impl Serialize for RuleRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Rule", 3)?;
+        st.serialize_field("pattern", self.pattern())?;
+        st.serialize_field("methods", &self.methods().map(|m| m.collect::<Vec<_>>()))?;
+        st.serialize_field("line", &self.line())?;
+        st.end()
+    }
+}
+
+/// A limit check's numbers, carried on a limit decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LimitUsage {
+    /// The caller's limit.
+    pub limit: Limit,
+    /// The usage the caller reported.
+    pub used: u64,
+}
+
+/// One decision. Borrowed from the [`crate::Entitlements`] it was made for, so making
+/// one allocates nothing and costs no reference-count traffic.
+#[derive(Clone, Copy)]
+pub struct Decision<'p> {
+    pub(crate) policy: &'p Compiled,
+    pub(crate) allowed: bool,
+    pub(crate) reason: Reason,
+    pub(crate) rule: Option<RuleId>,
+    pub(crate) feature: Option<FeatureId>,
+    pub(crate) role: Option<RoleId>,
+    pub(crate) limit: Option<(LimitId, LimitUsage)>,
+    pub(crate) plan: PlanId,
+    pub(crate) upgrade_to: Option<PlanId>,
+    pub(crate) notes: Notes,
+}
+
+impl<'p> Decision<'p> {
+    /// Whether the caller may proceed.
+    pub fn allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// Why.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// The route rule that decided, for route decisions that matched one.
+    pub fn rule(&self) -> Option<RuleRef<'p>> {
+        self.rule.map(|id| RuleRef::new(self.policy, id))
+    }
+
+    /// The feature the decision is about (the one checked, or the one a rule needed).
+    pub fn feature(&self) -> Option<&'p str> {
+        self.feature
+            .map(|f| &*self.policy.features[f as usize].name)
+    }
+
+    /// The role that would allow it, for `role_required`.
+    pub fn role(&self) -> Option<&'p str> {
+        self.role.map(|r| &*self.policy.roles[r as usize].name)
+    }
+
+    /// The limit's name and numbers, for limit decisions.
+    pub fn limit(&self) -> Option<(&'p str, LimitUsage)> {
+        self.limit
+            .map(|(id, u)| (&*self.policy.limits[id as usize], u))
+    }
+
+    /// The caller's effective plan when the decision was made.
+    pub fn plan(&self) -> &'p str {
+        &self.policy.plans[self.plan as usize].name
+    }
+
+    /// For a denial: the lowest plan, above the caller's, on which this caller would be
+    /// allowed; `None` when no plan would (a role is missing, say) or when allowed.
+    pub fn upgrade_to(&self) -> Option<&'p str> {
+        self.upgrade_to
+            .map(|p| &*self.policy.plans[p as usize].name)
+    }
+
+    /// The revision of the policy that decided.
+    pub fn revision(&self) -> Revision {
+        self.policy.revision
+    }
+
+    /// Claims that were malformed or unknown and treated as absent.
+    pub fn notes(&self) -> Notes {
+        self.notes
+    }
+}
+
+impl fmt::Debug for Decision<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decision")
+            .field("allowed", &self.allowed)
+            .field("reason", &self.reason)
+            .field("rule", &self.rule())
+            .field("feature", &self.feature())
+            .field("role", &self.role())
+            .field("limit", &self.limit())
+            .field("plan", &self.plan())
+            .field("upgrade_to", &self.upgrade_to())
+            .field("notes", &self.notes.codes().collect::<Vec<_>>())
+            .field("revision", &self.revision())
+            .finish()
+    }
+}
+
+impl Serialize for Decision<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Decision", 10)?;
+        st.serialize_field("allowed", &self.allowed)?;
+        st.serialize_field("reason", &self.reason)?;
+        st.serialize_field("rule", &self.rule())?;
+        st.serialize_field("feature", &self.feature())?;
+        st.serialize_field("role", &self.role())?;
+        st.serialize_field(
+            "limit",
+            &self.limit().map(|(name, u)| {
+                serde_json::json!({
+                    "name": name, "limit": u.limit, "used": u.used
+                })
+            }),
+        )?;
+        st.serialize_field("plan", self.plan())?;
+        st.serialize_field("upgrade_to", &self.upgrade_to())?;
+        st.serialize_field("notes", &self.notes)?;
+        st.serialize_field("revision", &self.revision().to_string())?;
+        st.end()
+    }
+}

@@ -1,0 +1,180 @@
+//! Evaluating a condition for one caller, explaining a failure, and finding the
+//! plan that would fix it. Pure functions over [`Compiled`]; no allocation.
+
+use super::bitset::RoleSet;
+use super::compiled::{Compiled, Cond, FeatureId, PlanId, RoleId, TrialPhase};
+use super::decision::Reason;
+
+/// The per-request facts conditions are evaluated against.
+#[derive(Clone, Copy)]
+pub(crate) struct Subject<'a> {
+    /// The plan the caller is on before any trial (claimed, default, or fallback).
+    pub base_plan: PlanId,
+    /// The plan that applies now: the base plan, lifted by an active trial.
+    pub plan: PlanId,
+    pub trial: TrialPhase,
+    pub roles: &'a RoleSet,
+    pub seats: Option<u64>,
+}
+
+/// Why a condition did not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub reason: Reason,
+    pub feature: Option<FeatureId>,
+    pub role: Option<RoleId>,
+}
+
+impl Failure {
+    fn new(reason: Reason) -> Self {
+        Failure {
+            reason,
+            feature: None,
+            role: None,
+        }
+    }
+}
+
+impl Compiled {
+    /// The plan an active trial lifts `base` to (never lower than `base`).
+    #[inline]
+    pub(crate) fn effective_plan(&self, base: PlanId, trial: TrialPhase) -> PlanId {
+        match (trial, self.trial_plan) {
+            (TrialPhase::Active, Some(t)) => base.max(t),
+            _ => base,
+        }
+    }
+
+    /// Whether the plan or a role grants the feature, before its `when` condition.
+    #[inline]
+    fn grants(&self, s: &Subject<'_>, f: FeatureId) -> bool {
+        self.plans[s.plan as usize].features.contains(f)
+            || s.roles
+                .iter()
+                .any(|r| self.roles[r as usize].features.contains(f))
+    }
+
+    /// Whether the caller has the feature now.
+    #[inline]
+    pub(crate) fn has_feature(&self, s: &Subject<'_>, f: FeatureId) -> bool {
+        self.grants(s, f)
+            && match &self.features[f as usize].when {
+                Some(c) => self.eval(c, s),
+                None => true,
+            }
+    }
+
+    pub(crate) fn eval(&self, c: &Cond, s: &Subject<'_>) -> bool {
+        match c {
+            Cond::Feature(f) => self.has_feature(s, *f),
+            Cond::PlanIn(ps) => ps.contains(&s.plan),
+            Cond::PlanAtLeast(p) => s.plan >= *p,
+            Cond::Role(rs) => rs.iter().any(|r| s.roles.contains(*r)),
+            Cond::Trial(t) => s.trial == *t,
+            Cond::SeatsAtLeast(n) => s.seats.is_some_and(|have| have >= *n),
+            Cond::All(cs) => cs.iter().all(|c| self.eval(c, s)),
+            Cond::Any(cs) => cs.iter().any(|c| self.eval(c, s)),
+            Cond::Not(c) => !self.eval(c, s),
+        }
+    }
+
+    /// Explains why `c` does not hold for `s`. Only meaningful when `eval` is false.
+    pub(crate) fn failure(&self, c: &Cond, s: &Subject<'_>) -> Failure {
+        match c {
+            Cond::Feature(f) => self.feature_failure(*f, s),
+            Cond::PlanIn(_) | Cond::PlanAtLeast(_) => Failure::new(Reason::PlanRequired),
+            Cond::Role(rs) => Failure {
+                reason: Reason::RoleRequired,
+                feature: None,
+                role: rs.first().copied(),
+            },
+            Cond::Trial(TrialPhase::Active) if s.trial == TrialPhase::Expired => {
+                Failure::new(Reason::TrialExpired)
+            }
+            Cond::Trial(TrialPhase::Active) => Failure::new(Reason::TrialRequired),
+            Cond::Trial(_) => Failure::new(Reason::ConditionNotMet),
+            Cond::SeatsAtLeast(_) => Failure::new(Reason::SeatsRequired),
+            Cond::All(cs) => cs
+                .iter()
+                .find(|c| !self.eval(c, s))
+                .map(|c| self.failure(c, s))
+                .unwrap_or(Failure::new(Reason::ConditionNotMet)),
+            Cond::Any(cs) => cs
+                .first()
+                .map(|c| self.failure(c, s))
+                .unwrap_or(Failure::new(Reason::ConditionNotMet)),
+            Cond::Not(_) => Failure::new(Reason::ConditionNotMet),
+        }
+    }
+
+    pub(crate) fn feature_failure(&self, f: FeatureId, s: &Subject<'_>) -> Failure {
+        let def = &self.features[f as usize];
+        if self.grants(s, f) {
+            // Granted but its `when` fails: say what the `when` needs, naming the feature.
+            let inner = def
+                .when
+                .as_ref()
+                .map(|c| self.failure(c, s))
+                .unwrap_or(Failure::new(Reason::ConditionNotMet));
+            return Failure {
+                feature: Some(f),
+                ..inner
+            };
+        }
+        let reason = if s.trial == TrialPhase::Expired && self.trial_would_grant(s, f) {
+            Reason::TrialExpired
+        } else if def.granting_plans.is_empty() && def.first_role.is_some() {
+            Reason::RoleRequired
+        } else {
+            Reason::FeatureNotInPlan
+        };
+        Failure {
+            reason,
+            feature: Some(f),
+            role: if reason == Reason::RoleRequired {
+                def.first_role
+            } else {
+                None
+            },
+        }
+    }
+
+    /// Whether the feature would hold had the (now expired) trial still been active.
+    fn trial_would_grant(&self, s: &Subject<'_>, f: FeatureId) -> bool {
+        let Some(_) = self.trial_plan else {
+            return false;
+        };
+        let lifted = Subject {
+            plan: self.effective_plan(s.base_plan, TrialPhase::Active),
+            trial: TrialPhase::Active,
+            ..*s
+        };
+        self.has_feature(&lifted, f)
+    }
+
+    /// The lowest plan above the caller's current one on which `c` would hold for
+    /// this caller (same roles, seats and trial), if any.
+    pub(crate) fn upgrade_for(&self, c: &Cond, s: &Subject<'_>) -> Option<PlanId> {
+        ((s.plan + 1)..self.plans.len() as u32).find(|&p| {
+            let candidate = Subject {
+                base_plan: p,
+                plan: self.effective_plan(p, s.trial),
+                ..*s
+            };
+            self.eval(c, &candidate)
+        })
+    }
+
+    /// [`Self::upgrade_for`] for a single feature. Without a `when`, only plan
+    /// features matter above the caller's plan (a trial lifts no higher than the
+    /// current plan, and a role granting it would already have allowed it), so the
+    /// answer is a binary search in the feature's precomputed list of plans.
+    pub(crate) fn upgrade_for_feature(&self, f: FeatureId, s: &Subject<'_>) -> Option<PlanId> {
+        let def = &self.features[f as usize];
+        if def.when.is_none() {
+            let i = def.granting_plans.partition_point(|&p| p <= s.plan);
+            return def.granting_plans.get(i).copied();
+        }
+        self.upgrade_for(&Cond::Feature(f), s)
+    }
+}

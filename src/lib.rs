@@ -1,0 +1,53 @@
+//! # tiergate
+//!
+//! Gate features by subscription tier. A product team writes one YAML policy
+//! that says what each plan, role, trial and seat count may do; tiergate compiles
+//! it once and answers, per request and without allocating, "may this caller do
+//! X?" — with a reason and, when the answer is no, the cheapest plan that says yes.
+//!
+//! ```
+//! use tiergate::{Claims, Policy, Reason};
+//! use chrono::{TimeZone, Utc};
+//!
+//! let policy = Policy::from_yaml(tiergate::EXAMPLE_POLICY)?;
+//!
+//! // The claims as they arrive on an access token (strings are fine).
+//! let claims = Claims::from_object(&serde_json::json!({
+//!     "plan": "free", "role": "member", "trial_ends": "2026-04-15", "seats": "1"
+//! }));
+//!
+//! // During the trial the caller is lifted to pro…
+//! let during = Utc.with_ymd_and_hms(2026, 4, 10, 12, 0, 0).unwrap();
+//! let ent = policy.entitlements(&claims, during);
+//! assert_eq!(ent.plan(), "pro");
+//! assert!(ent.check_route("GET", "/api/sso/config").allowed());
+//!
+//! // …and after it the same request is denied, with the reason and the way out.
+//! let after = Utc.with_ymd_and_hms(2026, 4, 16, 0, 0, 0).unwrap();
+//! let ent = policy.entitlements(&claims, after);
+//! let d = ent.check_route("GET", "/api/sso/config");
+//! assert_eq!(d.reason(), Reason::TrialExpired);
+//! assert_eq!(d.upgrade_to(), Some("pro"));
+//! # Ok::<(), tiergate::PolicyError>(())
+//! ```
+//!
+//! The policy language is documented in `docs/policy.md`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod claims;
+pub mod engine;
+pub mod policy;
+pub mod policy_test;
+
+pub use claims::{Claims, ClaimsLocation};
+pub use engine::{
+    Decision, Entitlements, Limit, LimitUsage, Notes, PlanSource, Policy, Reason, Revision,
+    RuleRef, Summary, Trial,
+};
+pub use policy::{Diagnostic, Diagnostics, PolicyError};
+
+/// The example SaaS policy shipped as `policies/saas.yaml` (free → starter → pro →
+/// enterprise, a pro trial, admin and member roles), for docs and tests.
+pub const EXAMPLE_POLICY: &str = include_str!("../policies/saas.yaml");

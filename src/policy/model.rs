@@ -1,0 +1,324 @@
+//! The policy file as written: serde types that mirror the YAML one to one.
+//!
+//! Every name a person types (plans, features, roles, paths) is kept as a
+//! [`Spanned`] value so that validation can point at the exact line and column.
+//! Nothing here checks meaning; that is [`super::validate`]'s job.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::{Location, Spanned};
+
+use super::suggest::did_you_mean;
+
+/// Separates a message from its one-line fix inside serde's string-only errors;
+/// [`super::parse`] splits on it again.
+pub(crate) const HELP_MARKER: &str = "\n= help: ";
+
+/// The whole policy file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PolicyDoc {
+    pub version: Spanned<u64>,
+    pub plans: Spanned<OrderedMap<PlanDoc>>,
+    #[serde(default)]
+    pub default_plan: Option<Spanned<String>>,
+    #[serde(default)]
+    pub trial: Option<TrialDoc>,
+    #[serde(default)]
+    pub roles: OrderedMap<RoleDoc>,
+    #[serde(default)]
+    pub features: OrderedMap<FeatureDoc>,
+    #[serde(default)]
+    pub routes: Vec<Spanned<RouteDoc>>,
+    #[serde(default)]
+    pub unmatched: Option<Spanned<Unmatched>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlanDoc {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub extends: Option<Spanned<String>>,
+    #[serde(default)]
+    pub features: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub limits: OrderedMap<Spanned<LimitValue>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoleDoc {
+    /// Accepted so authors can say what a role is for; the engine does not read it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub features: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FeatureDoc {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub when: Option<Spanned<Condition>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TrialDoc {
+    pub plan: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteDoc {
+    pub path: Spanned<String>,
+    #[serde(default)]
+    pub methods: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub public: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub require: Option<Spanned<Condition>>,
+    /// Accepted so authors can say what a route is for; the engine does not read it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub description: Option<String>,
+}
+
+/// What happens to a request no route matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Unmatched {
+    Deny,
+    Authenticated,
+}
+
+/// A numeric limit: a whole number or `unlimited`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LimitValue {
+    Count(u64),
+    Unlimited,
+}
+
+impl<'de> Deserialize<'de> for LimitValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct LimitVisitor;
+        const FIX: &str = "write a whole number such as `10`, or `unlimited`";
+        impl Visitor<'_> for LimitVisitor {
+            type Value = LimitValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a whole number or `unlimited`")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<LimitValue, E> {
+                Ok(LimitValue::Count(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<LimitValue, E> {
+                u64::try_from(v).map(LimitValue::Count).map_err(|_| {
+                    E::custom(format!(
+                        "a limit cannot be negative ({v}){HELP_MARKER}{FIX}"
+                    ))
+                })
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<LimitValue, E> {
+                Err(E::custom(format!(
+                    "a limit must be a whole number, not {v}{HELP_MARKER}{FIX}"
+                )))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<LimitValue, E> {
+                if v == "unlimited" {
+                    Ok(LimitValue::Unlimited)
+                } else {
+                    Err(E::custom(format!("`{v}` is not a limit{HELP_MARKER}{FIX}")))
+                }
+            }
+        }
+        d.deserialize_any(LimitVisitor)
+    }
+}
+
+/// A mapping that keeps declaration order (plan order is tier order).
+///
+/// Duplicate keys never reach this type: the parser rejects them with a location.
+#[derive(Debug)]
+pub(crate) struct OrderedMap<V>(pub Vec<(Spanned<String>, V)>);
+
+impl<V> Default for OrderedMap<V> {
+    fn default() -> Self {
+        OrderedMap(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = OrderedMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping of names to entries")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<Spanned<String>, V>()? {
+                    entries.push(entry);
+                }
+                Ok(OrderedMap(entries))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                // `plans:` with nothing after it: an empty mapping, reported by validation.
+                Ok(OrderedMap(Vec::new()))
+            }
+        }
+        d.deserialize_map(MapVisitor(PhantomData))
+    }
+}
+
+/// One name or a list of names (`plan: pro` or `plan: [pro, team]`).
+#[derive(Debug)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<Spanned<String>>),
+}
+
+impl OneOrMany {
+    /// The names with their locations; a single name takes the location of the whole value.
+    pub fn items(&self, whole: Location) -> Vec<(&str, Location)> {
+        match self {
+            OneOrMany::One(s) => vec![(s.as_str(), whole)],
+            OneOrMany::Many(v) => v.iter().map(|s| (s.value.as_str(), s.referenced)).collect(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OneOrManyVisitor;
+        impl<'de> Visitor<'de> for OneOrManyVisitor {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a name or a list of names")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut v = Vec::new();
+                while let Some(s) = seq.next_element::<Spanned<String>>()? {
+                    v.push(s);
+                }
+                Ok(OneOrMany::Many(v))
+            }
+        }
+        d.deserialize_any(OneOrManyVisitor)
+    }
+}
+
+/// The trial states a condition can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum TrialCond {
+    Active,
+    Expired,
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SeatsDoc {
+    pub at_least: Spanned<u64>,
+}
+
+/// A condition as written. A bare string is a feature name.
+#[derive(Debug)]
+pub(crate) enum Condition {
+    /// `reports.export` or `{ feature: reports.export }`.
+    Feature(String),
+    Plan(Spanned<OneOrMany>),
+    PlanAtLeast(Spanned<String>),
+    Role(Spanned<OneOrMany>),
+    Trial(Spanned<TrialCond>),
+    Seats(SeatsDoc),
+    All(Vec<Spanned<Condition>>),
+    Any(Vec<Spanned<Condition>>),
+    Not(Box<Spanned<Condition>>),
+}
+
+/// The keys a condition mapping may use, for messages and suggestions.
+pub(crate) const CONDITION_KEYS: &[&str] = &[
+    "feature",
+    "plan",
+    "plan_at_least",
+    "role",
+    "trial",
+    "seats",
+    "all",
+    "any",
+    "not",
+];
+
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ConditionVisitor)
+    }
+}
+
+struct ConditionVisitor;
+
+impl<'de> Visitor<'de> for ConditionVisitor {
+    type Value = Condition;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a feature name or a condition such as `{ plan_at_least: pro }`")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Condition, E> {
+        Ok(Condition::Feature(v.to_owned()))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<Condition, A::Error> {
+        Err(de::Error::custom(format!(
+            "a list is not a condition{HELP_MARKER}write `all: [...]` (every item must hold) or `any: [...]` (one is enough)"
+        )))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Condition, A::Error> {
+        let Some(key) = map.next_key::<String>()? else {
+            return Err(de::Error::custom(format!(
+                "an empty condition `{{}}`{HELP_MARKER}write a feature name, or one of: {}",
+                CONDITION_KEYS.join(", ")
+            )));
+        };
+        let condition = match key.as_str() {
+            "feature" => Condition::Feature(map.next_value()?),
+            "plan" => Condition::Plan(map.next_value()?),
+            "plan_at_least" => Condition::PlanAtLeast(map.next_value()?),
+            "role" => Condition::Role(map.next_value()?),
+            "trial" => Condition::Trial(map.next_value()?),
+            "seats" => Condition::Seats(map.next_value()?),
+            "all" => Condition::All(map.next_value()?),
+            "any" => Condition::Any(map.next_value()?),
+            "not" => Condition::Not(Box::new(map.next_value()?)),
+            other => {
+                let help = match did_you_mean(other, CONDITION_KEYS.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("use one of: {}", CONDITION_KEYS.join(", ")),
+                };
+                return Err(de::Error::custom(format!(
+                    "unknown condition `{other}`{HELP_MARKER}{help}"
+                )));
+            }
+        };
+        if let Some(extra) = map.next_key::<String>()? {
+            return Err(de::Error::custom(format!(
+                "a condition has exactly one key, but this one has `{key}` and `{extra}`{HELP_MARKER}combine them with `all: [{{ {key}: ... }}, {{ {extra}: ... }}]`"
+            )));
+        }
+        Ok(condition)
+    }
+}

@@ -1,0 +1,568 @@
+//! Stage 2: check what the policy means, and resolve every name to an id.
+//!
+//! All problems are collected, not just the first, so a person fixing a policy
+//! sees the whole list at once. The output, [`Checked`], is what the compile stage
+//! builds tables from; it cannot refer to a name that does not exist.
+
+use std::collections::HashMap;
+
+use serde_saphyr::{Location, Spanned};
+
+use super::diagnostic::Diagnostic;
+use super::model::{Condition, LimitValue, PolicyDoc, TrialCond, Unmatched};
+use super::parse::loc;
+use super::suggest::did_you_mean;
+use crate::engine::compiled::{Access, Cond, TrialPhase};
+use crate::engine::routes::{METHODS, method_index};
+
+pub(crate) struct CheckedPlan {
+    pub name: String,
+    pub description: Option<String>,
+    pub extends: Option<u32>,
+    pub features: Vec<u32>,
+    pub limits: Vec<(u32, LimitValue)>,
+}
+
+pub(crate) struct CheckedFeature {
+    pub name: String,
+    pub description: Option<String>,
+    pub when: Option<Cond>,
+}
+
+pub(crate) struct CheckedRole {
+    pub name: String,
+    pub features: Vec<u32>,
+}
+
+pub(crate) struct CheckedRule {
+    pub pattern: String,
+    pub methods: Option<Vec<usize>>,
+    pub line: u32,
+    pub access: Access,
+}
+
+/// A policy whose every name resolves: ready to compile.
+pub(crate) struct Checked {
+    pub plans: Vec<CheckedPlan>,
+    pub default_plan: u32,
+    pub trial_plan: Option<u32>,
+    pub features: Vec<CheckedFeature>,
+    pub roles: Vec<CheckedRole>,
+    pub limits: Vec<String>,
+    pub rules: Vec<CheckedRule>,
+    pub unmatched_allows: bool,
+}
+
+/// Names used in a policy: letters, digits and `. _ - :`.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+}
+
+struct Names {
+    ids: HashMap<String, u32>,
+    order: Vec<String>,
+}
+
+impl Names {
+    fn new<'a>(names: impl Iterator<Item = &'a str>) -> Names {
+        let order: Vec<String> = names.map(str::to_owned).collect();
+        let ids = order
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect();
+        Names { ids, order }
+    }
+
+    fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    fn suggest(&self, name: &str) -> Option<&str> {
+        did_you_mean(name, self.order.iter().map(String::as_str))
+    }
+}
+
+struct Checker {
+    diags: Vec<Diagnostic>,
+    plans: Names,
+    features: Names,
+    roles: Names,
+}
+
+impl Checker {
+    fn error(&mut self, at: &Location, width: usize, message: String, help: String) {
+        let (line, column) = loc(at);
+        self.diags
+            .push(Diagnostic::at(line, column, width, message).help(help));
+    }
+
+    /// Resolves a name of `kind` ("plan", "feature", "role"), reporting an unknown one.
+    fn resolve(&mut self, kind: &str, name: &str, at: &Location) -> Option<u32> {
+        let names = match kind {
+            "plan" => &self.plans,
+            "feature" => &self.features,
+            _ => &self.roles,
+        };
+        if let Some(id) = names.get(name) {
+            return Some(id);
+        }
+        let section = format!("{kind}s");
+        let help = match names.suggest(name) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None if names.order.is_empty() => {
+                format!("no {section} are declared; add one under `{section}:`")
+            }
+            None => format!(
+                "declare `{name}` under `{section}:`, or use one of: {}",
+                preview(&names.order)
+            ),
+        };
+        self.error(
+            at,
+            name.chars().count(),
+            format!("unknown {kind} `{name}`"),
+            help,
+        );
+        None
+    }
+
+    fn check_name(&mut self, kind: &str, name: &Spanned<String>) {
+        if !valid_name(&name.value) {
+            self.error(
+                &name.referenced,
+                name.value.chars().count(),
+                format!("`{}` is not a valid {kind} name", name.value),
+                "names use letters, digits, `.`, `_`, `-` and `:` (no spaces)".to_owned(),
+            );
+        }
+    }
+
+    /// Lowers a condition, resolving names. `in_when` forbids feature references
+    /// (a feature's `when` naming features could loop).
+    fn lower(&mut self, c: &Spanned<Condition>, in_when: bool) -> Option<Cond> {
+        let at = &c.referenced;
+        match &c.value {
+            Condition::Feature(name) => {
+                if in_when {
+                    self.error(
+                        at,
+                        name.chars().count(),
+                        format!("a feature's `when` cannot name a feature (`{name}`)"),
+                        "`when` may use plan, plan_at_least, role, trial and seats".to_owned(),
+                    );
+                    return None;
+                }
+                self.resolve("feature", name, at).map(Cond::Feature)
+            }
+            Condition::Plan(list) => {
+                let items = list.value.items(list.referenced);
+                if items.is_empty() {
+                    self.error(
+                        at,
+                        4,
+                        "`plan: []` names no plan".into(),
+                        "list at least one plan, e.g. `plan: [pro]`".into(),
+                    );
+                    return None;
+                }
+                let ids: Vec<Option<u32>> = items
+                    .iter()
+                    .map(|(n, l)| self.resolve("plan", n, l))
+                    .collect();
+                ids.into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(|v| Cond::PlanIn(v.into()))
+            }
+            Condition::PlanAtLeast(p) => self
+                .resolve("plan", &p.value, &p.referenced)
+                .map(Cond::PlanAtLeast),
+            Condition::Role(list) => {
+                let items = list.value.items(list.referenced);
+                if items.is_empty() {
+                    self.error(
+                        at,
+                        4,
+                        "`role: []` names no role".into(),
+                        "list at least one role, e.g. `role: admin`".into(),
+                    );
+                    return None;
+                }
+                let ids: Vec<Option<u32>> = items
+                    .iter()
+                    .map(|(n, l)| self.resolve("role", n, l))
+                    .collect();
+                ids.into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(|v| Cond::Role(v.into()))
+            }
+            Condition::Trial(t) => Some(Cond::Trial(match t.value {
+                TrialCond::Active => TrialPhase::Active,
+                TrialCond::Expired => TrialPhase::Expired,
+                TrialCond::None => TrialPhase::None,
+            })),
+            Condition::Seats(s) => Some(Cond::SeatsAtLeast(s.at_least.value)),
+            Condition::All(cs) | Condition::Any(cs) => {
+                let all = matches!(c.value, Condition::All(_));
+                if cs.is_empty() {
+                    let key = if all { "all" } else { "any" };
+                    self.error(
+                        at,
+                        3,
+                        format!("`{key}: []` has no conditions"),
+                        format!(
+                            "list the conditions, e.g. `{key}: [reports.view, {{ role: admin }}]`"
+                        ),
+                    );
+                    return None;
+                }
+                let lowered: Vec<Option<Cond>> =
+                    cs.iter().map(|c| self.lower(c, in_when)).collect();
+                let lowered: Vec<Cond> = lowered.into_iter().collect::<Option<_>>()?;
+                Some(if all {
+                    Cond::All(lowered.into())
+                } else {
+                    Cond::Any(lowered.into())
+                })
+            }
+            Condition::Not(inner) => self.lower(inner, in_when).map(|c| Cond::Not(Box::new(c))),
+        }
+    }
+}
+
+fn preview(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(6).map(String::as_str).collect();
+    let more = names.len().saturating_sub(shown.len());
+    if more > 0 {
+        format!("{} (and {more} more)", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
+pub(crate) fn validate(doc: &PolicyDoc) -> Result<Checked, Vec<Diagnostic>> {
+    let mut ck = Checker {
+        diags: Vec::new(),
+        plans: Names::new(doc.plans.value.0.iter().map(|(k, _)| k.value.as_str())),
+        features: Names::new(doc.features.0.iter().map(|(k, _)| k.value.as_str())),
+        roles: Names::new(doc.roles.0.iter().map(|(k, _)| k.value.as_str())),
+    };
+
+    if doc.version.value != 1 {
+        ck.error(
+            &doc.version.referenced,
+            doc.version.value.to_string().len(),
+            format!("unsupported policy version {}", doc.version.value),
+            "this tiergate reads `version: 1`".to_owned(),
+        );
+    }
+    if doc.plans.value.0.is_empty() {
+        ck.error(
+            &doc.plans.referenced,
+            1,
+            "the policy declares no plans".to_owned(),
+            "add plans under `plans:`, lowest tier first, e.g. `free: { features: [dashboard] }`"
+                .to_owned(),
+        );
+    }
+
+    for (name, _) in &doc.features.0 {
+        ck.check_name("feature", name);
+    }
+    for (name, _) in &doc.roles.0 {
+        ck.check_name("role", name);
+    }
+
+    // Plans: names, parents, features, limits.
+    let mut limit_names = Names::new(std::iter::empty());
+    let mut plans = Vec::new();
+    let mut parents: Vec<Option<(u32, Location)>> = Vec::new();
+    for (name, plan) in &doc.plans.value.0 {
+        ck.check_name("plan", name);
+        let extends = plan.extends.as_ref().and_then(|e| {
+            ck.resolve("plan", &e.value, &e.referenced)
+                .map(|id| (id, e.referenced))
+        });
+        parents.push(extends);
+        let features = plan
+            .features
+            .iter()
+            .filter_map(|f| ck.resolve("feature", &f.value, &f.referenced))
+            .collect();
+        let mut limits = Vec::new();
+        for (lname, value) in &plan.limits.0 {
+            ck.check_name("limit", lname);
+            let id = match limit_names.get(&lname.value) {
+                Some(id) => id,
+                None => {
+                    limit_names
+                        .ids
+                        .insert(lname.value.clone(), limit_names.order.len() as u32);
+                    limit_names.order.push(lname.value.clone());
+                    limit_names.order.len() as u32 - 1
+                }
+            };
+            limits.push((id, value.value));
+        }
+        plans.push(CheckedPlan {
+            name: name.value.clone(),
+            description: plan.description.clone(),
+            extends: extends.map(|(id, _)| id),
+            features,
+            limits,
+        });
+    }
+    check_extends(&mut ck, doc, &parents);
+
+    let default_plan = match &doc.default_plan {
+        Some(d) => ck.resolve("plan", &d.value, &d.referenced).unwrap_or(0),
+        None => 0,
+    };
+    let trial_plan = doc
+        .trial
+        .as_ref()
+        .and_then(|t| ck.resolve("plan", &t.plan.value, &t.plan.referenced));
+
+    let roles = doc
+        .roles
+        .0
+        .iter()
+        .map(|(name, role)| CheckedRole {
+            name: name.value.clone(),
+            features: role
+                .features
+                .iter()
+                .filter_map(|f| ck.resolve("feature", &f.value, &f.referenced))
+                .collect(),
+        })
+        .collect();
+
+    let features = doc
+        .features
+        .0
+        .iter()
+        .map(|(name, f)| CheckedFeature {
+            name: name.value.clone(),
+            description: f.description.clone(),
+            when: f.when.as_ref().and_then(|w| ck.lower(w, true)),
+        })
+        .collect();
+
+    let rules = check_routes(&mut ck, doc);
+
+    if ck.diags.is_empty() {
+        Ok(Checked {
+            plans,
+            default_plan,
+            trial_plan,
+            features,
+            roles,
+            limits: limit_names.order,
+            rules,
+            unmatched_allows: doc
+                .unmatched
+                .as_ref()
+                .is_some_and(|u| u.value == Unmatched::Authenticated),
+        })
+    } else {
+        Err(ck.diags)
+    }
+}
+
+/// Reports `extends` cycles (once per cycle) and plans extending a higher tier.
+fn check_extends(ck: &mut Checker, doc: &PolicyDoc, parents: &[Option<(u32, Location)>]) {
+    let names: Vec<&str> = doc
+        .plans
+        .value
+        .0
+        .iter()
+        .map(|(k, _)| k.value.as_str())
+        .collect();
+    let mut in_cycle = vec![false; parents.len()];
+    for start in 0..parents.len() {
+        let mut path = vec![start];
+        let mut cur = start;
+        while let Some((next, _)) = parents[cur] {
+            let next = next as usize;
+            if let Some(pos) = path.iter().position(|&p| p == next) {
+                let cycle = &path[pos..];
+                // Report each cycle once, at its first-declared member.
+                if cycle.iter().min() == Some(&start) && !in_cycle[start] {
+                    for &p in cycle {
+                        in_cycle[p] = true;
+                    }
+                    let mut chain: Vec<String> =
+                        cycle.iter().map(|&p| format!("`{}`", names[p])).collect();
+                    chain.push(format!("`{}`", names[start]));
+                    let at = parents[start]
+                        .map(|(_, l)| l)
+                        .unwrap_or(doc.plans.referenced);
+                    ck.error(
+                        &at,
+                        names[next].len(),
+                        format!("plans extend each other in a cycle: {}", chain.join(" → ")),
+                        format!("remove `extends` from one of them; the lowest tier (here `{}`) usually extends nothing", names[*cycle.iter().min().unwrap_or(&start)]),
+                    );
+                }
+                break;
+            }
+            path.push(next);
+            cur = next;
+        }
+    }
+    for (i, parent) in parents.iter().enumerate() {
+        if let Some((p, at)) = parent
+            && (*p as usize) >= i
+            && !in_cycle[i]
+        {
+            ck.error(
+                at,
+                names[*p as usize].len(),
+                format!(
+                    "plan `{}` extends `{}`, which is listed after it",
+                    names[i], names[*p as usize]
+                ),
+                format!(
+                    "plans are listed lowest tier first: move `{}` above `{}`",
+                    names[*p as usize], names[i]
+                ),
+            );
+        }
+    }
+}
+
+fn check_routes(ck: &mut Checker, doc: &PolicyDoc) -> Vec<CheckedRule> {
+    let mut rules = Vec::new();
+    let mut seen: HashMap<(&str, Option<usize>), u64> = HashMap::new();
+    let mut router = matchit::Router::new();
+    let mut inserted: HashMap<&str, u64> = HashMap::new();
+    for route in &doc.routes {
+        let r = &route.value;
+        let path = &r.path;
+        let line = route.referenced.line();
+        let mut ok = true;
+        if !path.value.starts_with('/') {
+            ck.error(
+                &path.referenced,
+                path.value.chars().count(),
+                format!("route path `{}` does not start with `/`", path.value),
+                format!("write `/{}`", path.value.trim_start_matches('/')),
+            );
+            ok = false;
+        } else if !inserted.contains_key(path.value.as_str()) {
+            match router.insert(path.value.as_str(), ()) {
+                Ok(()) => {
+                    inserted.insert(path.value.as_str(), line);
+                }
+                Err(e) => {
+                    let (message, help) = describe_insert_error(&e, &path.value, &inserted);
+                    ck.error(&path.referenced, path.value.chars().count(), message, help);
+                    ok = false;
+                }
+            }
+        }
+
+        let methods = r.methods.as_ref().map(|ms| {
+            if ms.is_empty() {
+                ck.error(
+                    &path.referenced,
+                    1,
+                    "`methods: []` lists no method".into(),
+                    "list methods such as `[GET, POST]`, or remove `methods` to cover every method"
+                        .into(),
+                );
+            }
+            let mut idx = Vec::new();
+            for m in ms {
+                match method_index(&m.value) {
+                    Some(i) if !idx.contains(&i) => idx.push(i),
+                    Some(_) => {}
+                    None => {
+                        let upper = m.value.to_ascii_uppercase();
+                        let help = if method_index(&upper).is_some() {
+                            format!("methods are upper case: write `{upper}`")
+                        } else {
+                            format!("use one of: {}", METHODS.join(", "))
+                        };
+                        ck.error(
+                            &m.referenced,
+                            m.value.chars().count(),
+                            format!("unknown HTTP method `{}`", m.value),
+                            help,
+                        );
+                    }
+                }
+            }
+            idx
+        });
+
+        if ok {
+            let keys: Vec<Option<usize>> = match &methods {
+                Some(ms) => ms.iter().map(|m| Some(*m)).collect(),
+                None => vec![None],
+            };
+            for key in keys {
+                if let Some(first) = seen.insert((path.value.as_str(), key), line) {
+                    let what = key.map_or("every method".to_owned(), |m| METHODS[m].to_owned());
+                    ck.error(
+                        &path.referenced,
+                        path.value.chars().count(),
+                        format!(
+                            "a second rule for `{}` ({what}); the first is on line {first}",
+                            path.value
+                        ),
+                        "merge the two rules into one, or give them different `methods`".to_owned(),
+                    );
+                }
+            }
+        }
+
+        let public = r.public.as_ref().is_some_and(|p| p.value);
+        let access = match (&r.require, public) {
+            (Some(req), true) => {
+                ck.error(
+                    &req.referenced,
+                    1,
+                    "a route is `public: true` and has `require`".into(),
+                    "remove `require` (public routes need no token) or remove `public: true`"
+                        .into(),
+                );
+                None
+            }
+            (Some(req), false) => ck.lower(req, false).map(Access::Require),
+            (None, true) => Some(Access::Public),
+            (None, false) => Some(Access::Authenticated),
+        };
+        if let Some(access) = access {
+            rules.push(CheckedRule {
+                pattern: path.value.clone(),
+                methods,
+                line: line as u32,
+                access,
+            });
+        }
+    }
+    rules
+}
+
+fn describe_insert_error(
+    e: &matchit::InsertError,
+    path: &str,
+    inserted: &HashMap<&str, u64>,
+) -> (String, String) {
+    match e {
+        matchit::InsertError::Conflict { with } => {
+            let line = inserted.get(with.as_str()).map(|l| format!(" on line {l}")).unwrap_or_default();
+            (
+                format!("route `{path}` overlaps `{with}`{line}: a request could match both the same way"),
+                "use the same parameter name in both (`{id}` and `{id}`), or make one of them static".to_owned(),
+            )
+        }
+        other => (
+            format!("invalid route pattern `{path}`: {other}"),
+            "patterns use `{name}` for one segment and `{*name}` (last) for the rest; write `{{` and `}}` for literal braces".to_owned(),
+        ),
+    }
+}
