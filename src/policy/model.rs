@@ -15,7 +15,7 @@ use super::suggest::did_you_mean;
 
 /// Separates a message from its one-line fix inside serde's string-only errors;
 /// [`super::parse`] splits on it again.
-pub(crate) const HELP_MARKER: &str = "\n= help: ";
+pub(crate) const HELP_MARKER: &str = " |help| ";
 
 /// The whole policy file.
 #[derive(Debug, Deserialize)]

@@ -90,11 +90,16 @@ fn from_yaml_error(err: &YamlError, source: &str) -> Diagnostic {
         Some((m, h)) => (m.to_owned(), Some(h.to_owned())),
         None => (message.to_owned(), None),
     };
+    let mut width = 1;
     let (message, help) = match err {
         YamlError::DuplicateMappingKey { key, .. } => {
             let name = key.clone().unwrap_or_default();
+            let first = first_occurrence(source, line, column, &name)
+                .map(|l| format!(" (first on line {l})"))
+                .unwrap_or_default();
+            width = name.chars().count();
             (
-                format!("`{name}` is written twice in the same mapping"),
+                format!("`{name}` is written twice in the same mapping{first}"),
                 Some(format!(
                     "each key may appear once; merge the two `{name}` entries into one, or rename one of them"
                 )),
@@ -103,6 +108,7 @@ fn from_yaml_error(err: &YamlError, source: &str) -> Diagnostic {
         YamlError::SerdeUnknownField {
             field, expected, ..
         } => {
+            width = field.chars().count();
             let help = match did_you_mean(field, expected.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!("the keys allowed here are: {}", expected.join(", ")),
@@ -142,7 +148,7 @@ fn from_yaml_error(err: &YamlError, source: &str) -> Diagnostic {
             (message, help)
         }
     };
-    let mut d = Diagnostic::at(line, column, 1, message);
+    let mut d = Diagnostic::at(line, column, width, message);
     d.help = help;
     d
 }
@@ -156,6 +162,26 @@ fn missing_field_help(field: &str) -> String {
         "at_least" => "write `seats: { at_least: 2 }`".to_owned(),
         other => format!("add `{other}:`"),
     }
+}
+
+/// The earlier line where a duplicated block-style key was first written at the
+/// same indentation, e.g. the first `free:` under `plans:`.
+fn first_occurrence(source: &str, line: usize, column: usize, key: &str) -> Option<usize> {
+    let indent = column.checked_sub(1)?;
+    let lines: Vec<&str> = source.lines().take(line.saturating_sub(1)).collect();
+    for (i, text) in lines.iter().enumerate().rev() {
+        let lead = text.len() - text.trim_start().len();
+        let rest = text.trim_start();
+        if lead < indent && !rest.is_empty() && !rest.starts_with('#') && !rest.starts_with('-') {
+            return None; // left the enclosing mapping
+        }
+        if lead == indent
+            && (rest.starts_with(&format!("{key}:")) || rest.starts_with(&format!("\"{key}\":")))
+        {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 fn source_line(source: &str, line: usize) -> &str {

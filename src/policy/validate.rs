@@ -403,7 +403,7 @@ fn check_extends(ck: &mut Checker, doc: &PolicyDoc, parents: &[Option<(u32, Loca
                         &at,
                         names[next].len(),
                         format!("plans extend each other in a cycle: {}", chain.join(" → ")),
-                        format!("remove `extends` from one of them; the lowest tier (here `{}`) usually extends nothing", names[*cycle.iter().min().unwrap_or(&start)]),
+                        format!("remove `extends` from one of them: a plan extends only a plan listed above it (here `{}` is listed first)", names[*cycle.iter().min().unwrap_or(&start)]),
                     );
                 }
                 break;
@@ -556,8 +556,8 @@ fn describe_insert_error(
         matchit::InsertError::Conflict { with } => {
             let line = inserted.get(with.as_str()).map(|l| format!(" on line {l}")).unwrap_or_default();
             (
-                format!("route `{path}` overlaps `{with}`{line}: a request could match both the same way"),
-                "use the same parameter name in both (`{id}` and `{id}`), or make one of them static".to_owned(),
+                format!("route `{path}` conflicts with `{with}`{line}"),
+                "where two patterns share a position, use the same parameter name in both, and either `{name}` or `{*rest}` there, not both (axum's router has the same rule); or make one segment static".to_owned(),
             )
         }
         other => (
