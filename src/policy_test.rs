@@ -362,7 +362,7 @@ fn run_case(
             }
         },
         (None, Some(f), None) => {
-            if policy.0.feature_ids.get(f.value.as_str()).is_none()
+            if !policy.0.feature_ids.contains_key(f.value.as_str())
                 && expected_reason != Some(Reason::UnknownFeature)
             {
                 let help = did_you_mean(&f.value, policy.features())
@@ -380,7 +380,7 @@ fn run_case(
             Question::Feature(&f.value)
         }
         (None, None, Some(l)) => {
-            if policy.0.limit_ids.get(l.name.value.as_str()).is_none()
+            if !policy.0.limit_ids.contains_key(l.name.value.as_str())
                 && expected_reason != Some(Reason::UnknownLimit)
             {
                 let help = did_you_mean(&l.name.value, policy.limits())
@@ -465,14 +465,11 @@ fn compare(
     reason: Option<Reason>,
     d: &Decision<'_>,
 ) -> CaseOutcome {
-    let mut expected = format!(
-        "{}",
-        if e.decision == Verdict::Allow {
-            "allow"
-        } else {
-            "deny"
-        }
-    );
+    let mut expected = String::from(if e.decision == Verdict::Allow {
+        "allow"
+    } else {
+        "deny"
+    });
     let mut mismatches = Vec::new();
     let actual_verdict = if d.allowed() {
         Verdict::Allow

@@ -162,3 +162,17 @@ fn unreadable_and_oversized_files_are_errors_not_panics() {
     let err = Policy::from_yaml("").unwrap_err();
     assert!(err.to_string().contains("the file is empty"), "{err}");
 }
+
+#[test]
+fn a_plan_cannot_lower_a_limit_it_inherits() {
+    let (line, col, msg, help) = only_error(
+        "version: 1\nplans:\n  starter: { limits: { projects: 10 } }\n  pro: { extends: starter, limits: { projects: 5 } }\n",
+    );
+    assert_eq!((line, col), (4, 48));
+    assert!(
+        msg.contains("plan `pro` sets `projects: 5`, less than the 10 it gets from `starter`"),
+        "{msg}"
+    );
+    assert!(help.contains("raise it to 10"), "{help}");
+    Policy::from_yaml("version: 1\nplans:\n  a: { limits: { n: unlimited } }\n  b: { extends: a, limits: { n: unlimited } }\n").unwrap();
+}

@@ -301,8 +301,9 @@ impl<'p> Decision<'p> {
         &self.policy.plans[self.plan as usize].name
     }
 
-    /// For a denial: the lowest plan, above the caller's, on which this caller would be
-    /// allowed; `None` when no plan would (a role is missing, say) or when allowed.
+    /// For a denial: the lowest plan above the caller's own (claimed) plan on which this
+    /// caller would be allowed; `None` when no plan would (a role is missing, say) or
+    /// when allowed.
     pub fn upgrade_to(&self) -> Option<&'p str> {
         self.upgrade_to
             .map(|p| &*self.policy.plans[p as usize].name)

@@ -237,11 +237,12 @@ impl Entitlements {
         }
     }
 
-    /// The caller's value for a limit; `None` if no plan in the policy sets it.
+    /// The caller's value for a limit (their plan's, or an active trial plan's if
+    /// higher); `None` if no plan in the policy sets it.
     pub fn limit(&self, name: &str) -> Option<Limit> {
         let c = self.compiled();
         let &l = c.limit_ids.get(name)?;
-        Some(c.plans[self.plan as usize].limits[l as usize])
+        Some(c.limit_for(&self.subject(), l))
     }
 
     /// Whether the caller may add one more when `used` are in use (allowed while
@@ -252,7 +253,8 @@ impl Entitlements {
         let Some(&l) = c.limit_ids.get(name) else {
             return self.decision(false, Reason::UnknownLimit);
         };
-        let limit = c.plans[self.plan as usize].limits[l as usize];
+        let s = self.subject();
+        let limit = c.limit_for(&s, l);
         let usage = Some((l, LimitUsage { limit, used }));
         if limit.allows(used) {
             return Decision {
@@ -260,8 +262,7 @@ impl Entitlements {
                 ..self.decision(true, Reason::WithinLimit)
             };
         }
-        let upgrade = ((self.plan + 1)..c.plans.len() as u32)
-            .find(|&p| c.plans[p as usize].limits[l as usize].allows(used));
+        let upgrade = c.upgrade_for_limit(l, used, &s);
         Decision {
             limit: usage,
             upgrade_to: upgrade,
@@ -333,7 +334,7 @@ impl Entitlements {
                 .limits
                 .iter()
                 .enumerate()
-                .map(|(i, name)| (name.to_string(), c.plans[self.plan as usize].limits[i]))
+                .map(|(i, name)| (name.to_string(), c.limit_for(&s, i as u32)))
                 .collect(),
             notes: self.notes,
             revision: self.revision().to_string(),

@@ -1,8 +1,9 @@
 //! Evaluating a condition for one caller, explaining a failure, and finding the
 //! plan that would fix it. Pure functions over [`Compiled`]; no allocation.
 
+use super::Limit;
 use super::bitset::RoleSet;
-use super::compiled::{Compiled, Cond, FeatureId, PlanId, RoleId, TrialPhase};
+use super::compiled::{Compiled, Cond, FeatureId, LimitId, PlanId, RoleId, TrialPhase};
 use super::decision::Reason;
 
 /// The per-request facts conditions are evaluated against.
@@ -45,13 +46,35 @@ impl Compiled {
         }
     }
 
-    /// Whether the plan or a role grants the feature, before its `when` condition.
+    /// The trial plan, while the caller's trial is active.
+    #[inline]
+    fn active_trial_plan(&self, s: &Subject<'_>) -> Option<PlanId> {
+        self.trial_plan.filter(|_| s.trial == TrialPhase::Active)
+    }
+
+    /// Whether the caller's own plan, an active trial's plan, or a role grants the
+    /// feature, before its `when` condition. A trial adds the trial plan's features
+    /// to the caller's own, so it never takes away what their plan has (even when
+    /// plans branch and the trial plan does not extend theirs).
     #[inline]
     fn grants(&self, s: &Subject<'_>, f: FeatureId) -> bool {
-        self.plans[s.plan as usize].features.contains(f)
+        self.plans[s.base_plan as usize].features.contains(f)
+            || self
+                .active_trial_plan(s)
+                .is_some_and(|t| self.plans[t as usize].features.contains(f))
             || s.roles
                 .iter()
                 .any(|r| self.roles[r as usize].features.contains(f))
+    }
+
+    /// The caller's value for a limit: their plan's, or an active trial plan's if higher.
+    #[inline]
+    pub(crate) fn limit_for(&self, s: &Subject<'_>, l: LimitId) -> Limit {
+        let own = self.plans[s.base_plan as usize].limits[l as usize];
+        match self.active_trial_plan(s) {
+            Some(t) => own.max(self.plans[t as usize].limits[l as usize]),
+            None => own,
+        }
     }
 
     /// Whether the caller has the feature now.
@@ -152,10 +175,16 @@ impl Compiled {
         self.has_feature(&lifted, f)
     }
 
-    /// The lowest plan above the caller's current one on which `c` would hold for
-    /// this caller (same roles, seats and trial), if any.
+    /// The plans a caller could buy: those above their own plan in tier order (a trial
+    /// is not a purchase, so the search starts above the claimed plan, not the trial's).
+    fn upgrades(&self, s: &Subject<'_>) -> std::ops::Range<PlanId> {
+        (s.base_plan + 1)..self.plans.len() as u32
+    }
+
+    /// The lowest plan above the caller's own on which `c` would hold for this caller
+    /// (same roles, seats and trial), if any.
     pub(crate) fn upgrade_for(&self, c: &Cond, s: &Subject<'_>) -> Option<PlanId> {
-        ((s.plan + 1)..self.plans.len() as u32).find(|&p| {
+        self.upgrades(s).find(|&p| {
             let candidate = Subject {
                 base_plan: p,
                 plan: self.effective_plan(p, s.trial),
@@ -165,16 +194,34 @@ impl Compiled {
         })
     }
 
-    /// [`Self::upgrade_for`] for a single feature. Without a `when`, only plan
-    /// features matter above the caller's plan (a trial lifts no higher than the
-    /// current plan, and a role granting it would already have allowed it), so the
-    /// answer is a binary search in the feature's precomputed list of plans.
+    /// [`Self::upgrade_for`] for a single feature. Without a `when`, neither a role
+    /// nor an active trial grants it (or the caller would have it), so only the
+    /// candidate plan's own features matter: a binary search in the feature's
+    /// precomputed list of granting plans.
     pub(crate) fn upgrade_for_feature(&self, f: FeatureId, s: &Subject<'_>) -> Option<PlanId> {
         let def = &self.features[f as usize];
         if def.when.is_none() {
-            let i = def.granting_plans.partition_point(|&p| p <= s.plan);
+            let i = def.granting_plans.partition_point(|&p| p <= s.base_plan);
             return def.granting_plans.get(i).copied();
         }
         self.upgrade_for(&Cond::Feature(f), s)
+    }
+
+    /// The lowest plan above the caller's own whose limit (or the active trial's, if
+    /// higher) leaves room when `used` are in use.
+    pub(crate) fn upgrade_for_limit(
+        &self,
+        l: LimitId,
+        used: u64,
+        s: &Subject<'_>,
+    ) -> Option<PlanId> {
+        self.upgrades(s).find(|&p| {
+            let candidate = Subject {
+                base_plan: p,
+                plan: self.effective_plan(p, s.trial),
+                ..*s
+            };
+            self.limit_for(&candidate, l).allows(used)
+        })
     }
 }

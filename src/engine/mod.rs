@@ -44,8 +44,8 @@ use compiled::{Access, Compiled};
 
 use crate::claims::Claims;
 
-/// A numeric limit a plan grants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A numeric limit a plan grants. Ordered: any count is below `Unlimited`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Limit {
     /// At most this many.
     Count(u64),

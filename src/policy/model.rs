@@ -170,12 +170,16 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
                 }
                 Ok(OrderedMap(entries))
             }
+            // `roles:` with nothing after it is an empty section (for `plans:`,
+            // validation then reports that there are no plans).
             fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                // `plans:` with nothing after it: an empty mapping, reported by validation.
+                Ok(OrderedMap(Vec::new()))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
                 Ok(OrderedMap(Vec::new()))
             }
         }
-        d.deserialize_map(MapVisitor(PhantomData))
+        d.deserialize_any(MapVisitor(PhantomData))
     }
 }
 

@@ -315,6 +315,9 @@ pub(crate) fn validate(doc: &PolicyDoc) -> Result<Checked, Vec<Diagnostic>> {
         });
     }
     check_extends(&mut ck, doc, &parents);
+    if ck.diags.is_empty() {
+        check_limits_never_drop(&mut ck, doc, &plans, &limit_names.order);
+    }
 
     let default_plan = match &doc.default_plan {
         Some(d) => ck.resolve("plan", &d.value, &d.referenced).unwrap_or(0),
@@ -430,6 +433,53 @@ fn check_extends(ck: &mut Checker, doc: &PolicyDoc, parents: &[Option<(u32, Loca
                 ),
             );
         }
+    }
+}
+
+/// A plan gets at least what it extends: a limit below the inherited value is a
+/// mistake a customer would notice as a downgrade when moving up a tier.
+fn check_limits_never_drop(
+    ck: &mut Checker,
+    doc: &PolicyDoc,
+    plans: &[CheckedPlan],
+    limits: &[String],
+) {
+    // Inherited values, resolved in tier order (parents come first; cycles were rejected).
+    let mut resolved: Vec<Vec<Option<LimitValue>>> = Vec::with_capacity(plans.len());
+    for (i, plan) in plans.iter().enumerate() {
+        let inherited = plan
+            .extends
+            .and_then(|p| resolved.get(p as usize).cloned())
+            .unwrap_or_else(|| vec![None; limits.len()]);
+        let mut mine = inherited.clone();
+        for (j, &(l, v)) in plan.limits.iter().enumerate() {
+            if let (Some(parent), Some(p)) = (inherited[l as usize], plan.extends) {
+                let lower = match (v, parent) {
+                    (LimitValue::Count(a), LimitValue::Count(b)) => a < b,
+                    (LimitValue::Count(_), LimitValue::Unlimited) => true,
+                    (LimitValue::Unlimited, _) => false,
+                };
+                if lower {
+                    let (spanned_name, value) = &doc.plans.value.0[i].1.limits.0[j];
+                    let parent_name = &plans[p as usize].name;
+                    let show = |v: LimitValue| match v {
+                        LimitValue::Count(n) => n.to_string(),
+                        LimitValue::Unlimited => "unlimited".to_owned(),
+                    };
+                    ck.error(
+                        &value.referenced,
+                        show(v).len(),
+                        format!(
+                            "plan `{}` sets `{}: {}`, less than the {} it gets from `{parent_name}`",
+                            plan.name, spanned_name.value, show(v), show(parent)
+                        ),
+                        format!("a plan gets at least what it extends: raise it to {} or more, or stop extending `{parent_name}`", show(parent)),
+                    );
+                }
+            }
+            mine[l as usize] = Some(v);
+        }
+        resolved.push(mine);
     }
 }
 
