@@ -68,6 +68,23 @@ impl RoleSet {
         }
     }
 
+    /// Whether `f` holds for any role in the set; a plain bit loop, because this
+    /// runs for every feature check.
+    #[inline]
+    pub fn any(&self, mut f: impl FnMut(u32) -> bool) -> bool {
+        let mut w = self.inline;
+        while w != 0 {
+            if f(w.trailing_zeros()) {
+                return true;
+            }
+            w &= w - 1;
+        }
+        match &self.spill {
+            None => false,
+            Some(s) => s.iter().any(|r| r >= 128 && f(r)),
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         let mut w = self.inline;
         let inline = std::iter::from_fn(move || {
@@ -108,5 +125,6 @@ mod tests {
         r.insert(150, 200);
         assert!(r.contains(2) && r.contains(150) && !r.contains(3));
         assert_eq!(r.iter().collect::<Vec<_>>(), vec![2, 150]);
+        assert!(r.any(|x| x == 150) && r.any(|x| x == 2) && !r.any(|x| x == 3));
     }
 }

@@ -62,9 +62,7 @@ impl Compiled {
             || self
                 .active_trial_plan(s)
                 .is_some_and(|t| self.plans[t as usize].features.contains(f))
-            || s.roles
-                .iter()
-                .any(|r| self.roles[r as usize].features.contains(f))
+            || s.roles.any(|r| self.roles[r as usize].features.contains(f))
     }
 
     /// The caller's value for a limit: their plan's, or an active trial plan's if higher.
@@ -183,8 +181,17 @@ impl Compiled {
 
     /// The lowest plan above the caller's own on which `c` would hold for this caller
     /// (same roles, seats and trial), if any.
+    ///
+    /// Two cheap steps bound the scan over plans: if `c` cannot hold even when every
+    /// plan-dependent part is assumed to (a missing role, too few seats), no plan
+    /// helps; otherwise the scan starts at the lowest plan that could possibly satisfy
+    /// the condition's plan-dependent parts.
     pub(crate) fn upgrade_for(&self, c: &Cond, s: &Subject<'_>) -> Option<PlanId> {
-        self.upgrades(s).find(|&p| {
+        if !self.could_hold(c, s, true) {
+            return None;
+        }
+        let start = self.lower_bound(c, s).max(s.base_plan + 1);
+        (start..self.plans.len() as u32).find(|&p| {
             let candidate = Subject {
                 base_plan: p,
                 plan: self.effective_plan(p, s.trial),
@@ -192,6 +199,63 @@ impl Compiled {
             };
             self.eval(c, &candidate)
         })
+    }
+
+    /// Whether a role or an active trial grants the feature (whatever the plan).
+    fn grants_without_plan(&self, s: &Subject<'_>, f: FeatureId) -> bool {
+        self.active_trial_plan(s)
+            .is_some_and(|t| self.plans[t as usize].features.contains(f))
+            || s.roles.any(|r| self.roles[r as usize].features.contains(f))
+    }
+
+    /// A bound on `c` over every plan the caller could be on. With `optimistic`, an
+    /// upper bound (true if `c` holds on *some* plan); without, a lower bound (true
+    /// only if it holds on *every* plan). Plan-independent leaves (role, trial,
+    /// seats) are exact; `not` swaps the direction.
+    fn could_hold(&self, c: &Cond, s: &Subject<'_>, optimistic: bool) -> bool {
+        match c {
+            Cond::Feature(f) => {
+                let def = &self.features[*f as usize];
+                let granted = if optimistic {
+                    !def.granting_plans.is_empty() || self.grants_without_plan(s, *f)
+                } else {
+                    self.grants_without_plan(s, *f)
+                };
+                granted
+                    && def
+                        .when
+                        .as_ref()
+                        .is_none_or(|w| self.could_hold(w, s, optimistic))
+            }
+            Cond::PlanIn(_) | Cond::PlanAtLeast(_) => optimistic,
+            Cond::All(cs) => cs.iter().all(|c| self.could_hold(c, s, optimistic)),
+            Cond::Any(cs) => cs.iter().any(|c| self.could_hold(c, s, optimistic)),
+            Cond::Not(c) => !self.could_hold(c, s, !optimistic),
+            other => self.eval(other, s),
+        }
+    }
+
+    /// A plan below which `c` fails for this caller on every candidate plan above
+    /// their own; the upgrade scan starts there.
+    fn lower_bound(&self, c: &Cond, s: &Subject<'_>) -> PlanId {
+        match c {
+            Cond::Feature(f) => {
+                if self.grants_without_plan(s, *f) {
+                    return 0;
+                }
+                // Only a plan granting it can help: the first such plan above the caller's.
+                let plans = &self.features[*f as usize].granting_plans;
+                let i = plans.partition_point(|&p| p <= s.base_plan);
+                plans.get(i).copied().unwrap_or(self.plans.len() as PlanId)
+            }
+            Cond::PlanAtLeast(p) => match self.active_trial_plan(s) {
+                Some(t) if t >= *p => 0,
+                _ => *p,
+            },
+            Cond::All(cs) => cs.iter().map(|c| self.lower_bound(c, s)).max().unwrap_or(0),
+            Cond::Any(cs) => cs.iter().map(|c| self.lower_bound(c, s)).min().unwrap_or(0),
+            _ => 0,
+        }
     }
 
     /// [`Self::upgrade_for`] for a single feature. Without a `when`, neither a role
