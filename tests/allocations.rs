@@ -25,6 +25,7 @@ fn entitlements_and_decisions_allocate_nothing() {
     ];
     let requests = [
         ("GET", "/api/reports/2026/q1"),
+        ("GET", "/api/reports/export"),
         ("POST", "/api/reports/export"),
         ("POST", "/api/members/invite"),
         ("GET", "/api/sso/config"),
@@ -61,4 +62,29 @@ fn the_counter_sees_allocations() {
     // Guards the test above against a counter that never counts.
     let n = allocations_in(|| drop(std::hint::black_box(vec![1u8; 64])));
     assert!(n >= 1);
+}
+
+#[test]
+fn routes_with_static_and_wildcard_siblings_allocate_nothing() {
+    // A static route beside a parameter and a catch-all: the router has to remember
+    // where it could backtrack to.
+    let policy = Policy::from_yaml(
+        "version: 1\nplans: { free: { features: [x] } }\nfeatures: { x: {} }\nroutes:\n  - { path: \"/files/{*rest}\", require: x }\n  - { path: /files/special/share, public: true }\n  - { path: \"/docs/{id}/share\", require: x }\n  - { path: /docs/new/share, require: x }\n",
+    )
+    .unwrap();
+    let claims = Claims::from_object(&json!({ "plan": "free" }));
+    let now = Utc.with_ymd_and_hms(2026, 4, 20, 0, 0, 0).unwrap();
+    let ent = policy.entitlements(&claims, now);
+    for path in [
+        "/files/special/share",
+        "/files/special/other",
+        "/docs/new/share",
+        "/docs/new/edit",
+        "/docs/7/share",
+    ] {
+        let n = allocations_in(|| {
+            let _ = std::hint::black_box(ent.check_route("GET", path).allowed());
+        });
+        assert_eq!(n, 0, "GET {path}: {n} allocations");
+    }
 }

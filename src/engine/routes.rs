@@ -1,21 +1,27 @@
 //! The route table: method + path → the rule that governs it.
 //!
-//! One [`matchit`] router per HTTP method (plus one for rules without `methods`),
-//! so a lookup is a single radix-tree walk whatever the number of routes, and the
-//! most specific pattern wins: static > `{param}` > `{*rest}`. A rule that names
-//! the method beats a rule without `methods` on the same path; `GET` rules also
-//! answer `HEAD` unless a `HEAD` rule exists for that path (as axum does).
+//! One segment tree per HTTP method (plus one for rules without `methods`). A lookup
+//! walks the path's segments once, preferring at each position a static segment,
+//! then a `{param}`, then a `{*rest}` — axum's (matchit's) priorities — and backs
+//! up through the recursion when a preferred branch leads nowhere. Unlike matchit's
+//! own lookup, which keeps a heap-allocated list of places to back up to, this one
+//! allocates nothing, and a static segment is one hash probe however many siblings
+//! it has. Validation still inserts every pattern into a matchit router, so a policy
+//! accepts exactly the patterns axum would (see `docs/policy.md`).
+//!
+//! A rule that names the method beats a rule without `methods` on the same path;
+//! `GET` rules also answer `HEAD` unless a `HEAD` rule exists for that path.
 
-use matchit::Router;
+use std::collections::HashMap;
 
-/// The methods with a router of their own; any other method only sees rules
+/// The methods with a tree of their own; any other method only sees rules
 /// without a `methods` list.
 pub(crate) const METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
 ];
 
-const HEAD: usize = 1;
 const GET: usize = 0;
+const HEAD: usize = 1;
 
 /// The index of a method in [`METHODS`]. A byte match compiles to a length switch and
 /// integer compares; a loop of string comparisons calls `memcmp` per method.
@@ -35,6 +41,179 @@ pub(crate) fn method_index(method: &str) -> Option<usize> {
     })
 }
 
+/// One segment of a pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Segment {
+    Static(String),
+    Param,
+    CatchAll,
+}
+
+/// Splits a pattern into segments. Parameters must be whole segments (`/{id}`, not
+/// `/img-{id}.png`); `{{` and `}}` are literal braces.
+pub(crate) fn parse_pattern(pattern: &str) -> Result<Vec<Segment>, String> {
+    let Some(rest) = pattern.strip_prefix('/') else {
+        return Err("a route path starts with `/`".into());
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let mut segments = Vec::with_capacity(parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        let unescaped = part.replace("{{", "").replace("}}", "");
+        if let Some(name) = part.strip_prefix("{*").and_then(|p| p.strip_suffix('}')) {
+            if i + 1 != parts.len() {
+                return Err("`{*name}` takes the rest of the path, so it must come last".into());
+            }
+            if name.is_empty() || name.contains(['{', '}']) {
+                return Err(format!(
+                    "`{part}` is not a valid catch-all; write `{{*rest}}`"
+                ));
+            }
+            segments.push(Segment::CatchAll);
+        } else if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}'))
+            && !part.starts_with("{{")
+        {
+            if name.is_empty() || name.contains(['{', '}', '*']) {
+                return Err(format!("`{part}` is not a valid parameter; write `{{id}}`"));
+            }
+            segments.push(Segment::Param);
+        } else if unescaped.contains(['{', '}']) {
+            return Err(format!(
+                "`{part}`: a parameter must be a whole segment between slashes, e.g. `/images/{{id}}`"
+            ));
+        } else {
+            segments.push(Segment::Static(part.replace("{{", "{").replace("}}", "}")));
+        }
+    }
+    Ok(segments)
+}
+
+/// Static children of a node: a short list is scanned, a long one hashed.
+enum Statics {
+    Few(Vec<(Box<str>, u32)>),
+    Many(HashMap<Box<str>, u32, foldhash::fast::RandomState>),
+}
+
+const FEW: usize = 8;
+
+impl Statics {
+    #[inline]
+    fn get(&self, segment: &str) -> Option<u32> {
+        match self {
+            Statics::Few(v) => v.iter().find(|(s, _)| **s == *segment).map(|(_, n)| *n),
+            Statics::Many(m) => m.get(segment).copied(),
+        }
+    }
+
+    fn insert(&mut self, segment: &str, node: u32) {
+        match self {
+            Statics::Few(v) if v.len() < FEW => v.push((segment.into(), node)),
+            Statics::Few(v) => {
+                let mut m: HashMap<Box<str>, u32, foldhash::fast::RandomState> =
+                    v.drain(..).collect();
+                m.insert(segment.into(), node);
+                *self = Statics::Many(m);
+            }
+            Statics::Many(m) => {
+                m.insert(segment.into(), node);
+            }
+        }
+    }
+}
+
+struct Node {
+    statics: Statics,
+    param: Option<u32>,
+    catch_all: Option<u32>,
+    value: Option<u32>,
+}
+
+impl Node {
+    fn new() -> Self {
+        Node {
+            statics: Statics::Few(Vec::new()),
+            param: None,
+            catch_all: None,
+            value: None,
+        }
+    }
+}
+
+/// One method's tree, in an arena.
+struct Tree {
+    nodes: Vec<Node>,
+}
+
+impl Tree {
+    fn new() -> Self {
+        Tree {
+            nodes: vec![Node::new()],
+        }
+    }
+
+    /// Adds `rule` at the pattern unless a rule is already there (first one wins).
+    /// Returns whether it was added.
+    fn insert(&mut self, segments: &[Segment], rule: u32) -> bool {
+        let mut at = 0u32;
+        for seg in segments {
+            let next = match seg {
+                Segment::Static(s) => self.nodes[at as usize].statics.get(s),
+                Segment::Param => self.nodes[at as usize].param,
+                Segment::CatchAll => self.nodes[at as usize].catch_all,
+            };
+            at = match next {
+                Some(n) => n,
+                None => {
+                    let n = self.nodes.len() as u32;
+                    self.nodes.push(Node::new());
+                    let node = &mut self.nodes[at as usize];
+                    match seg {
+                        Segment::Static(s) => node.statics.insert(s, n),
+                        Segment::Param => node.param = Some(n),
+                        Segment::CatchAll => node.catch_all = Some(n),
+                    }
+                    n
+                }
+            };
+        }
+        let node = &mut self.nodes[at as usize];
+        if node.value.is_some() {
+            return false;
+        }
+        node.value = Some(rule);
+        true
+    }
+
+    #[inline]
+    fn lookup(&self, path: &str) -> Option<u32> {
+        self.find(0, path.strip_prefix('/')?)
+    }
+
+    /// `rest` is the path after the `/` that opens the current segment.
+    fn find(&self, node: u32, rest: &str) -> Option<u32> {
+        let n = &self.nodes[node as usize];
+        let (segment, tail) = match rest.find('/') {
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            None => (rest, None),
+        };
+        let descend = |child: u32| match tail {
+            None => self.nodes[child as usize].value,
+            Some(t) => self.find(child, t),
+        };
+        if let Some(found) = n.statics.get(segment).and_then(descend) {
+            return Some(found);
+        }
+        if !segment.is_empty()
+            && let Some(found) = n.param.and_then(descend)
+        {
+            return Some(found);
+        }
+        match n.catch_all {
+            Some(c) if !rest.is_empty() => self.nodes[c as usize].value,
+            _ => None,
+        }
+    }
+}
+
 /// A rule as the table needs it: its pattern and which methods it covers.
 pub(crate) struct RouteSpec<'a> {
     pub pattern: &'a str,
@@ -43,51 +222,36 @@ pub(crate) struct RouteSpec<'a> {
 }
 
 pub(crate) struct RouteTable {
-    by_method: Vec<Router<u32>>,
-    any_method: Router<u32>,
+    by_method: Vec<Tree>,
+    any_method: Tree,
 }
 
 impl RouteTable {
-    /// Builds the per-method routers. Patterns must already have been checked to
-    /// coexist in one router (validation does that, with located errors).
+    /// Builds the per-method trees. Rules naming a method come first, then `GET`
+    /// rules into `HEAD`, then rules for every method, each only where its method's
+    /// tree has no rule for that pattern yet.
     pub fn build(specs: &[RouteSpec<'_>]) -> Result<Self, String> {
-        let mut by_method: Vec<Router<u32>> = METHODS.iter().map(|_| Router::new()).collect();
-        let mut taken: Vec<std::collections::HashSet<&str>> =
-            METHODS.iter().map(|_| Default::default()).collect();
-        let mut any_method = Router::new();
-
-        // Pass 1: rules that name their methods. Pass 2: GET rules into HEAD where HEAD is free.
-        // Pass 3: rules for every method, where the method's router has no rule on that path.
+        let parsed: Vec<Vec<Segment>> = specs
+            .iter()
+            .map(|s| parse_pattern(s.pattern).map_err(|e| format!("{}: {e}", s.pattern)))
+            .collect::<Result<_, _>>()?;
+        let mut by_method: Vec<Tree> = METHODS.iter().map(|_| Tree::new()).collect();
+        let mut any_method = Tree::new();
         for (id, spec) in specs.iter().enumerate() {
-            if let Some(ms) = spec.methods {
-                for &m in ms {
-                    if taken[m].insert(spec.pattern) {
-                        by_method[m]
-                            .insert(spec.pattern, id as u32)
-                            .map_err(|e| format!("{}: {e}", spec.pattern))?;
-                    }
-                }
+            for &m in spec.methods.unwrap_or(&[]) {
+                by_method[m].insert(&parsed[id], id as u32);
             }
         }
         for (id, spec) in specs.iter().enumerate() {
-            if spec.methods.is_some_and(|ms| ms.contains(&GET)) && taken[HEAD].insert(spec.pattern)
-            {
-                by_method[HEAD]
-                    .insert(spec.pattern, id as u32)
-                    .map_err(|e| format!("{}: {e}", spec.pattern))?;
+            if spec.methods.is_some_and(|ms| ms.contains(&GET)) {
+                by_method[HEAD].insert(&parsed[id], id as u32);
             }
         }
         for (id, spec) in specs.iter().enumerate() {
             if spec.methods.is_none() {
-                any_method
-                    .insert(spec.pattern, id as u32)
-                    .map_err(|e| format!("{}: {e}", spec.pattern))?;
-                for m in 0..METHODS.len() {
-                    if taken[m].insert(spec.pattern) {
-                        by_method[m]
-                            .insert(spec.pattern, id as u32)
-                            .map_err(|e| format!("{}: {e}", spec.pattern))?;
-                    }
+                any_method.insert(&parsed[id], id as u32);
+                for tree in &mut by_method {
+                    tree.insert(&parsed[id], id as u32);
                 }
             }
         }
@@ -101,17 +265,18 @@ impl RouteTable {
     /// received (no percent-decoding), exactly as axum's router matches it.
     #[inline]
     pub fn lookup(&self, method: &str, path: &str) -> Option<u32> {
-        let router = match method_index(method) {
+        let tree = match method_index(method) {
             Some(i) => &self.by_method[i],
             None => &self.any_method,
         };
-        router.at(path).ok().map(|m| *m.value)
+        tree.lookup(path)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn table(specs: &[(&str, Option<&[usize]>)]) -> RouteTable {
         let specs: Vec<RouteSpec> = specs
@@ -122,6 +287,15 @@ mod tests {
             })
             .collect();
         RouteTable::build(&specs).unwrap()
+    }
+
+    #[test]
+    fn method_index_agrees_with_the_table() {
+        for (i, m) in METHODS.iter().enumerate() {
+            assert_eq!(method_index(m), Some(i));
+        }
+        assert_eq!(method_index("get"), None, "methods are case-sensitive");
+        assert_eq!(method_index("PROPFIND"), None);
     }
 
     #[test]
@@ -142,15 +316,7 @@ mod tests {
         assert_eq!(t.lookup("DELETE", "/api/reports/q1"), None);
         assert_eq!(t.lookup("PROPFIND", "/healthz"), Some(2));
         assert_eq!(t.lookup("PROPFIND", "/api/reports/x"), None);
-    }
-
-    #[test]
-    fn method_index_agrees_with_the_table() {
-        for (i, m) in METHODS.iter().enumerate() {
-            assert_eq!(method_index(m), Some(i));
-        }
-        assert_eq!(method_index("get"), None, "methods are case-sensitive");
-        assert_eq!(method_index("PROPFIND"), None);
+        assert_eq!(t.lookup("GET", "healthz"), None, "a path starts with /");
     }
 
     #[test]
@@ -158,5 +324,83 @@ mod tests {
         let t = table(&[("/x", None), ("/x", Some(&[2]))]);
         assert_eq!(t.lookup("POST", "/x"), Some(1));
         assert_eq!(t.lookup("GET", "/x"), Some(0));
+    }
+
+    #[test]
+    fn backtracks_from_a_static_dead_end_to_a_parameter() {
+        let t = table(&[
+            ("/a/{id}/x", None),
+            ("/a/b/y", None),
+            ("/c/fixed", None),
+            ("/c/{*rest}", None),
+        ]);
+        assert_eq!(t.lookup("GET", "/a/b/x"), Some(0));
+        assert_eq!(t.lookup("GET", "/a/b/y"), Some(1));
+        assert_eq!(t.lookup("GET", "/c/fixed/more"), Some(3));
+        assert_eq!(t.lookup("GET", "/c/fixed"), Some(2));
+        assert_eq!(
+            t.lookup("GET", "/c/"),
+            None,
+            "a catch-all needs at least one character"
+        );
+        assert_eq!(t.lookup("GET", "/a//x"), None, "a parameter is never empty");
+    }
+
+    #[test]
+    fn patterns_are_whole_segments_with_escaped_braces() {
+        assert_eq!(
+            parse_pattern("/{{x}}/{id}").unwrap(),
+            vec![Segment::Static("{x}".into()), Segment::Param]
+        );
+        assert!(
+            parse_pattern("/img-{id}.png")
+                .unwrap_err()
+                .contains("whole segment")
+        );
+        assert!(
+            parse_pattern("/{*rest}/x")
+                .unwrap_err()
+                .contains("must come last")
+        );
+        assert!(parse_pattern("x").is_err());
+        let t = table(&[("/{{x}}", None)]);
+        assert_eq!(t.lookup("GET", "/{x}"), Some(0));
+    }
+
+    /// Random whole-segment patterns that matchit accepts together, and random paths.
+    fn patterns_and_paths() -> impl Strategy<Value = (Vec<String>, Vec<String>)> {
+        let seg = prop_oneof![Just("a"), Just("b"), Just("c"), Just("{p}"), Just("")];
+        let pattern = (prop::collection::vec(seg, 1..4), any::<bool>()).prop_map(|(segs, rest)| {
+            let mut p = format!("/{}", segs.join("/"));
+            if rest {
+                p.push_str("/{*rest}");
+            }
+            p
+        });
+        let path_seg = prop_oneof![Just("a"), Just("b"), Just("c"), Just("zz"), Just("")];
+        let path = prop::collection::vec(path_seg, 1..6).prop_map(|s| format!("/{}", s.join("/")));
+        (
+            prop::collection::vec(pattern, 1..8),
+            prop::collection::vec(path, 1..12),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn lookup_agrees_with_matchit((patterns, paths) in patterns_and_paths()) {
+            let mut reference = matchit::Router::new();
+            let mut kept: Vec<String> = Vec::new();
+            for p in patterns {
+                if !kept.contains(&p) && reference.insert(p.as_str(), kept.len()).is_ok() {
+                    kept.push(p);
+                }
+            }
+            let specs: Vec<RouteSpec> = kept.iter().map(|p| RouteSpec { pattern: p, methods: None }).collect();
+            let ours = RouteTable::build(&specs).unwrap();
+            for path in &paths {
+                let theirs = reference.at(path).ok().map(|m| *m.value as u32);
+                prop_assert_eq!(ours.lookup("GET", path), theirs, "{} with {:?}", path, kept);
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@ use super::model::{Condition, LimitValue, PolicyDoc, TrialCond, Unmatched};
 use super::parse::loc;
 use super::suggest::did_you_mean;
 use crate::engine::compiled::{Access, Cond, TrialPhase};
-use crate::engine::routes::{METHODS, method_index};
+use crate::engine::routes::{METHODS, method_index, parse_pattern};
 
 pub(crate) struct CheckedPlan {
     pub name: String,
@@ -501,7 +501,17 @@ fn check_routes(ck: &mut Checker, doc: &PolicyDoc) -> Vec<CheckedRule> {
                 format!("write `/{}`", path.value.trim_start_matches('/')),
             );
             ok = false;
+        } else if let Err(e) = parse_pattern(&path.value) {
+            ck.error(
+                &path.referenced,
+                path.value.chars().count(),
+                format!("invalid route pattern `{}`: {e}", path.value),
+                "patterns use `{name}` for one segment and `{*name}` (last) for the rest; write `{{` and `}}` for literal braces".to_owned(),
+            );
+            ok = false;
         } else if !inserted.contains_key(path.value.as_str()) {
+            // The lookup tree is our own; matchit (axum's router) decides which sets of
+            // patterns are allowed, so a policy accepts exactly what axum would route.
             match router.insert(path.value.as_str(), ()) {
                 Ok(()) => {
                     inserted.insert(path.value.as_str(), line);
