@@ -252,9 +252,24 @@ impl Compiled {
                 Some(t) if t >= *p => 0,
                 _ => *p,
             },
+            // The effective plan is max(candidate, trial): below the smallest listed plan
+            // only an active trial plan that is itself listed can satisfy it.
+            Cond::PlanIn(ps) => match self.active_trial_plan(s) {
+                Some(t) if ps.contains(&t) => 0,
+                _ => ps.iter().copied().min().unwrap_or(0),
+            },
             Cond::All(cs) => cs.iter().map(|c| self.lower_bound(c, s)).max().unwrap_or(0),
             Cond::Any(cs) => cs.iter().map(|c| self.lower_bound(c, s)).min().unwrap_or(0),
-            _ => 0,
+            // No plan changes a role, a trial or a seat count: true now is true on
+            // every plan, false now is false on every plan.
+            Cond::Role(_) | Cond::Trial(_) | Cond::SeatsAtLeast(_) => {
+                if self.eval(c, s) {
+                    0
+                } else {
+                    self.plans.len() as PlanId
+                }
+            }
+            Cond::Not(_) => 0,
         }
     }
 
