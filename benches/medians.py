@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Prints the median of every criterion benchmark under target/criterion, one per line.
+"""Prints the median of every criterion benchmark under target/criterion, then the
+README's performance table for benches/engine.rs.
 
 Criterion's console line shows the mean; the README's tables use medians.
 Usage: cargo bench --bench engine && python3 benches/medians.py
@@ -7,8 +8,34 @@ Usage: cargo bench --bench engine && python3 benches/medians.py
 import glob
 import json
 
+medians = {}
 for path in sorted(glob.glob("target/criterion/**/new/estimates.json", recursive=True)):
     name = path.split("target/criterion/")[1].rsplit("/new/", 1)[0]
-    median = json.load(open(path))["median"]["point_estimate"]
-    shown = f"{median / 1e6:.2f} ms" if median >= 1e6 else f"{median / 1e3:.2f} µs" if median >= 1e3 else f"{median:.0f} ns"
-    print(f"{name:48s} {shown:>12s}")
+    medians[name] = json.load(open(path))["median"]["point_estimate"]
+
+
+def shown(ns):
+    if ns is None:
+        return "–"
+    return f"{ns / 1e6:.2f} ms" if ns >= 1e6 else f"{ns / 1e3:.1f} µs" if ns >= 1e3 else f"{ns:.0f} ns"
+
+
+for name, ns in medians.items():
+    print(f"{name:48s} {shown(ns):>12s}")
+
+print()
+print("| routes | tiergate, 3 plans | 30 plans | 300 plans | Cedar `is_authorized` | Cedar incl. building request + entities | Cedar ÷ tiergate (3 plans) |")
+print("|---:|---:|---:|---:|---:|---:|---:|")
+for routes in (10, 100, 1000, 10000):
+    t = [medians.get(f"decision/tiergate_{p}_plans/{routes}") for p in (3, 30, 300)]
+    c = medians.get(f"cedar/is_authorized/{routes}")
+    cb = medians.get(f"cedar/build_and_authorize/{routes}")
+    ratio = f"{c / t[0]:,.0f}× ({cb / t[0]:,.0f}×)" if c and cb and t[0] else "–"
+    print(f"| {routes:,} | {' | '.join(shown(x) for x in t)} | {shown(c)} | {shown(cb)} | {ratio} |")
+print()
+for key, label in (
+    ("parts/entitlements", "claims → Entitlements (per token; 1,000 routes, 3 plans)"),
+    ("parts/entitlements_and_decision", "claims → Entitlements → decision, together"),
+    ("compile/1000_routes_300_plans", "compile a 1,000-route, 300-plan policy (parse, validate, compile)"),
+):
+    print(f"| {label} | {shown(medians.get(key))} |")

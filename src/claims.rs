@@ -128,8 +128,8 @@ impl Claims {
                     claims.roles = read_roles(value)
                 }
                 "role" | "roles" => {}
-                "trial_ends" => claims.trial_ends = read_trial_ends(value),
-                "seats" => claims.seats = read_seats(value),
+                "trial_ends" => claims.trial_ends = read_with(value, parse_trial_ends),
+                "seats" => claims.seats = read_with(value, parse_seats),
                 _ => {
                     claims.custom.insert(key.clone(), value.clone());
                 }
@@ -238,10 +238,11 @@ pub(crate) fn parse_trial_ends(v: &Value) -> Option<i64> {
     }
 }
 
-fn read_trial_ends(v: &Value) -> Claim<i64> {
+/// `null` is absent; anything `parse` cannot read is malformed.
+fn read_with<T>(v: &Value, parse: fn(&Value) -> Option<T>) -> Claim<T> {
     match v {
         Value::Null => Claim::Absent,
-        other => parse_trial_ends(other).map_or(Claim::Malformed, Claim::Valid),
+        other => parse(other).map_or(Claim::Malformed, Claim::Valid),
     }
 }
 
@@ -262,13 +263,6 @@ pub(crate) fn parse_seats(v: &Value) -> Option<u64> {
             }
         }
         _ => None,
-    }
-}
-
-fn read_seats(v: &Value) -> Claim<u64> {
-    match v {
-        Value::Null => Claim::Absent,
-        other => parse_seats(other).map_or(Claim::Malformed, Claim::Valid),
     }
 }
 

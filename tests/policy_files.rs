@@ -67,14 +67,10 @@ fn shipped_test_files_cover_every_reason_code() {
 
 #[test]
 fn a_wrong_expectation_fails_with_expected_and_actual() {
-    let dir = tempdir();
-    std::fs::copy(policies_dir().join("saas.yaml"), dir.join("saas.yaml")).unwrap();
-    std::fs::write(
-        dir.join("saas.test.yaml"),
+    let test_file = beside_saas(
         "now: 2026-04-01T00:00:00Z\ncases:\n  - name: wrong on purpose\n    claims: { plan: free }\n    request: POST /api/reports/export\n    expect: { decision: deny, reason: feature_not_in_plan, upgrade_to: pro }\n",
-    )
-    .unwrap();
-    let report = run_file(dir.join("saas.test.yaml")).unwrap();
+    );
+    let report = run_file(&test_file).unwrap();
     assert_eq!((report.passed(), report.failed()), (0, 1));
     let text = report.failures_text();
     assert!(text.contains("saas.test.yaml:3 wrong on purpose"), "{text}");
@@ -90,33 +86,30 @@ fn a_wrong_expectation_fails_with_expected_and_actual() {
 
 #[test]
 fn a_misspelt_feature_in_a_case_is_an_error_not_a_silent_deny() {
-    let dir = tempdir();
-    std::fs::copy(policies_dir().join("saas.yaml"), dir.join("saas.yaml")).unwrap();
-    std::fs::write(
-        dir.join("saas.test.yaml"),
+    let test_file = beside_saas(
         "now: 2026-04-01T00:00:00Z\ncases:\n  - name: typo\n    feature: reports.exprot\n    expect: deny\n",
-    )
-    .unwrap();
-    let err = run_file(dir.join("saas.test.yaml"))
-        .unwrap_err()
-        .to_string();
+    );
+    let err = run_file(&test_file).unwrap_err().to_string();
     assert!(err.contains("saas.test.yaml:4:14"), "{err}");
     assert!(err.contains("did you mean `reports.export`?"), "{err}");
 }
 
 #[test]
 fn a_trial_case_without_a_time_is_an_error() {
+    let test_file = beside_saas(
+        "cases:\n  - name: depends on today\n    claims: { trial_ends: 2026-04-15 }\n    feature: sso\n    expect: allow\n",
+    );
+    let err = run_file(&test_file).unwrap_err().to_string();
+    assert!(err.contains("has a trial but no time"), "{err}");
+}
+
+/// Writes `cases` as `saas.test.yaml` beside a copy of `policies/saas.yaml` in a
+/// fresh directory, and returns the test file's path.
+fn beside_saas(cases: &str) -> std::path::PathBuf {
     let dir = tempdir();
     std::fs::copy(policies_dir().join("saas.yaml"), dir.join("saas.yaml")).unwrap();
-    std::fs::write(
-        dir.join("saas.test.yaml"),
-        "cases:\n  - name: depends on today\n    claims: { trial_ends: 2026-04-15 }\n    feature: sso\n    expect: allow\n",
-    )
-    .unwrap();
-    let err = run_file(dir.join("saas.test.yaml"))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("has a trial but no time"), "{err}");
+    std::fs::write(dir.join("saas.test.yaml"), cases).unwrap();
+    dir.join("saas.test.yaml")
 }
 
 fn tempdir() -> std::path::PathBuf {

@@ -100,24 +100,20 @@ const REQUEST_METHODS: [&str; 5] = ["GET", "POST", "HEAD", "DELETE", "PROPFIND"]
 
 // ---------- rendering to YAML ----------
 
+/// `p0, p2` for `names("p", &[0, 2])`.
+fn names(prefix: &str, ids: &[usize]) -> String {
+    ids.iter()
+        .map(|i| format!("{prefix}{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn cond_yaml(c: &CondM) -> String {
     match c {
         CondM::Feature(f) => format!("f{f}"),
-        CondM::PlanIn(ps) => format!(
-            "{{ plan: [{}] }}",
-            ps.iter()
-                .map(|p| format!("p{p}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        CondM::PlanIn(ps) => format!("{{ plan: [{}] }}", names("p", ps)),
         CondM::PlanAtLeast(p) => format!("{{ plan_at_least: p{p} }}"),
-        CondM::Role(rs) => format!(
-            "{{ role: [{}] }}",
-            rs.iter()
-                .map(|r| format!("r{r}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        CondM::Role(rs) => format!("{{ role: [{}] }}", names("r", rs)),
         CondM::Trial(t) => format!(
             "{{ trial: {} }}",
             ["active", "expired", "none"][*t as usize]
@@ -149,14 +145,7 @@ fn to_yaml(m: &Model) -> String {
         if let Some(e) = p.extends {
             y += &format!("    extends: p{e}\n");
         }
-        y += &format!(
-            "    features: [{}]\n",
-            p.features
-                .iter()
-                .map(|f| format!("f{f}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        y += &format!("    features: [{}]\n", names("f", &p.features));
         let limits: Vec<String> = p
             .limits
             .iter()
@@ -170,13 +159,7 @@ fn to_yaml(m: &Model) -> String {
     }
     y += "roles:\n";
     for (i, r) in m.roles.iter().enumerate() {
-        y += &format!(
-            "  r{i}: {{ features: [{}] }}\n",
-            r.iter()
-                .map(|f| format!("f{f}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        y += &format!("  r{i}: {{ features: [{}] }}\n", names("f", r));
     }
     y += "features:\n";
     for (i, w) in m.features.iter().enumerate() {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde_saphyr::{Location, Spanned};
 
 use super::diagnostic::Diagnostic;
-use super::model::{Condition, LimitValue, PolicyDoc, TrialCond, Unmatched};
+use super::model::{Condition, LimitValue, OneOrMany, PolicyDoc, TrialCond, Unmatched};
 use super::parse::loc;
 use super::suggest::did_you_mean;
 use crate::engine::compiled::{Access, Cond, TrialPhase};
@@ -140,6 +140,31 @@ impl Checker {
         }
     }
 
+    /// Resolves `plan: [...]` or `role: [...]`: every name must exist, and the list
+    /// must not be empty.
+    fn resolve_list(&mut self, kind: &str, list: &Spanned<OneOrMany>) -> Option<Vec<u32>> {
+        let items = list.value.items(list.referenced);
+        if items.is_empty() {
+            let example = if kind == "plan" {
+                "plan: [pro]"
+            } else {
+                "role: admin"
+            };
+            self.error(
+                &list.referenced,
+                4,
+                format!("`{kind}: []` names no {kind}"),
+                format!("list at least one {kind}, e.g. `{example}`"),
+            );
+            return None;
+        }
+        let ids: Vec<Option<u32>> = items
+            .iter()
+            .map(|(n, l)| self.resolve(kind, n, l))
+            .collect();
+        ids.into_iter().collect()
+    }
+
     /// Lowers a condition, resolving names. `in_when` forbids feature references
     /// (a feature's `when` naming features could loop).
     fn lower(&mut self, c: &Spanned<Condition>, in_when: bool) -> Option<Cond> {
@@ -157,47 +182,15 @@ impl Checker {
                 }
                 self.resolve("feature", name, at).map(Cond::Feature)
             }
-            Condition::Plan(list) => {
-                let items = list.value.items(list.referenced);
-                if items.is_empty() {
-                    self.error(
-                        at,
-                        4,
-                        "`plan: []` names no plan".into(),
-                        "list at least one plan, e.g. `plan: [pro]`".into(),
-                    );
-                    return None;
-                }
-                let ids: Vec<Option<u32>> = items
-                    .iter()
-                    .map(|(n, l)| self.resolve("plan", n, l))
-                    .collect();
-                ids.into_iter()
-                    .collect::<Option<Vec<_>>>()
-                    .map(|v| Cond::PlanIn(v.into()))
-            }
+            Condition::Plan(list) => self
+                .resolve_list("plan", list)
+                .map(|v| Cond::PlanIn(v.into())),
             Condition::PlanAtLeast(p) => self
                 .resolve("plan", &p.value, &p.referenced)
                 .map(Cond::PlanAtLeast),
-            Condition::Role(list) => {
-                let items = list.value.items(list.referenced);
-                if items.is_empty() {
-                    self.error(
-                        at,
-                        4,
-                        "`role: []` names no role".into(),
-                        "list at least one role, e.g. `role: admin`".into(),
-                    );
-                    return None;
-                }
-                let ids: Vec<Option<u32>> = items
-                    .iter()
-                    .map(|(n, l)| self.resolve("role", n, l))
-                    .collect();
-                ids.into_iter()
-                    .collect::<Option<Vec<_>>>()
-                    .map(|v| Cond::Role(v.into()))
-            }
+            Condition::Role(list) => self
+                .resolve_list("role", list)
+                .map(|v| Cond::Role(v.into())),
             Condition::Trial(t) => Some(Cond::Trial(match t.value {
                 TrialCond::Active => TrialPhase::Active,
                 TrialCond::Expired => TrialPhase::Expired,
