@@ -58,6 +58,10 @@ pub(crate) fn parse_pattern(pattern: &str) -> Result<Vec<Segment>, String> {
     let parts: Vec<&str> = rest.split('/').collect();
     let mut segments = Vec::with_capacity(parts.len());
     for (i, part) in parts.iter().enumerate() {
+        if !part.contains(['{', '}']) {
+            segments.push(Segment::Static((*part).to_owned()));
+            continue;
+        }
         let unescaped = part.replace("{{", "").replace("}}", "");
         if let Some(name) = part.strip_prefix("{*").and_then(|p| p.strip_suffix('}')) {
             if i + 1 != parts.len() {

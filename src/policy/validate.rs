@@ -368,7 +368,16 @@ pub(crate) fn validate(doc: &PolicyDoc) -> Result<Checked, Vec<Diagnostic>> {
 }
 
 /// Reports `extends` cycles (once per cycle) and plans extending a higher tier.
+///
+/// Each plan has at most one parent, so one walk per plan that stops at any plan
+/// already seen finds every cycle in linear time.
 fn check_extends(ck: &mut Checker, doc: &PolicyDoc, parents: &[Option<(u32, Location)>]) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Seen {
+        No,
+        OnThisWalk,
+        Done,
+    }
     let names: Vec<&str> = doc
         .plans
         .value
@@ -376,36 +385,46 @@ fn check_extends(ck: &mut Checker, doc: &PolicyDoc, parents: &[Option<(u32, Loca
         .iter()
         .map(|(k, _)| k.value.as_str())
         .collect();
+    let mut seen = vec![Seen::No; parents.len()];
     let mut in_cycle = vec![false; parents.len()];
     for start in 0..parents.len() {
-        let mut path = vec![start];
+        let mut walk = Vec::new();
         let mut cur = start;
-        while let Some((next, _)) = parents[cur] {
-            let next = next as usize;
-            if let Some(pos) = path.iter().position(|&p| p == next) {
-                let cycle = &path[pos..];
-                // Report each cycle once, at its first-declared member.
-                if cycle.iter().min() == Some(&start) && !in_cycle[start] {
-                    for &p in cycle {
-                        in_cycle[p] = true;
-                    }
-                    let mut chain: Vec<String> =
-                        cycle.iter().map(|&p| format!("`{}`", names[p])).collect();
-                    chain.push(format!("`{}`", names[start]));
-                    let at = parents[start]
-                        .map(|(_, l)| l)
-                        .unwrap_or(doc.plans.referenced);
-                    ck.error(
-                        &at,
-                        names[next].len(),
-                        format!("plans extend each other in a cycle: {}", chain.join(" → ")),
-                        format!("remove `extends` from one of them: a plan extends only a plan listed above it (here `{}` is listed first)", names[*cycle.iter().min().unwrap_or(&start)]),
-                    );
-                }
-                break;
+        while seen[cur] == Seen::No {
+            seen[cur] = Seen::OnThisWalk;
+            walk.push(cur);
+            match parents[cur] {
+                Some((p, _)) => cur = p as usize,
+                None => break,
             }
-            path.push(next);
-            cur = next;
+        }
+        if seen[cur] == Seen::OnThisWalk && parents[cur].is_some() {
+            // `cur` was reached twice on this walk: the walk from it on is a cycle.
+            let from = walk.iter().position(|&p| p == cur).unwrap_or(0);
+            let members = &walk[from..];
+            let first = members.iter().copied().min().unwrap_or(cur);
+            let mut chain = vec![format!("`{}`", names[first])];
+            let mut p = first;
+            loop {
+                p = parents[p].map_or(first, |(q, _)| q as usize);
+                chain.push(format!("`{}`", names[p]));
+                if p == first {
+                    break;
+                }
+            }
+            for &m in members {
+                in_cycle[m] = true;
+            }
+            let (next, at) = parents[first].unwrap_or((first as u32, doc.plans.referenced));
+            ck.error(
+                &at,
+                names[next as usize].len(),
+                format!("plans extend each other in a cycle: {}", chain.join(" → ")),
+                format!("remove `extends` from one of them: a plan extends only a plan listed above it (here `{}` is listed first)", names[first]),
+            );
+        }
+        for p in walk {
+            seen[p] = Seen::Done;
         }
     }
     for (i, parent) in parents.iter().enumerate() {
