@@ -40,6 +40,7 @@ pub mod claims;
 pub mod engine;
 pub mod policy;
 pub mod policy_test;
+pub mod reload;
 
 pub use claims::{Claims, ClaimsLocation};
 pub use engine::{
@@ -47,6 +48,7 @@ pub use engine::{
     RuleRef, Summary, Trial,
 };
 pub use policy::{Diagnostic, Diagnostics, PolicyError};
+pub use reload::{PolicyStore, WatchOptions};
 
 /// The example SaaS policy shipped as `policies/saas.yaml` (free → starter → pro →
 /// enterprise, a pro trial, admin and member roles), for docs and tests.
