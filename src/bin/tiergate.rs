@@ -1,0 +1,461 @@
+//! `tiergate`: tools for the people who edit tier policies.
+//!
+//! `tiergate check` validates policy files, `tiergate test` runs their
+//! `*.test.yaml` cases, `tiergate explain` shows how one caller is decided.
+//! (`diff`, `token` and `serve` are not built yet.)
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use tiergate::policy_test::{TestFileError, find_test_files, run_file};
+use tiergate::{Claims, Decision, Entitlements, PlanSource, Policy, PolicyError, Trial};
+
+#[derive(Parser)]
+#[command(
+    name = "tiergate",
+    version,
+    about = "Check, test and explain subscription-tier policies",
+    long_about = "Tools for the people who edit tiergate policies (the YAML files that say what each \
+plan, role, trial and seat count may do). Run `tiergate check` before committing a change and \
+`tiergate test` to run the policy's test cases; `tiergate explain` shows how one caller is decided."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Readable output for a terminal.
+    Text,
+    /// JSON for scripts and CI annotations.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate policy files; print every problem with its line and a fix.
+    ///
+    /// Exits 0 when every file is valid, 1 otherwise.
+    Check {
+        /// Policy files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output format; `json` prints [{file, line, column, message, help}].
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Run the cases in `*.test.yaml` files (each beside the policy it tests).
+    ///
+    /// Prints each failed case with the expected and actual decision, and ends with
+    /// `N passed, M failed`. Exits 0 when every case passed, 1 otherwise.
+    Test {
+        /// Test files, or folders to search for `*.test.yaml` (default: `policies/`).
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Show how a policy decides one caller: effective plan (and why), trial, roles,
+    /// seats, features, limits, the matching rule and the decision.
+    ///
+    /// Ask about a request (`GET /api/reports/q1`), a feature (`--feature`) or a
+    /// limit (`--limit NAME --used N`).
+    Explain {
+        /// The policy file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// The caller's claims, as the token's claims object: '{"plan":"pro","seats":"5"}'.
+        #[arg(long)]
+        claims: String,
+        /// The time to decide at (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+        /// A feature to ask about instead of a request.
+        #[arg(long, conflicts_with_all = ["limit", "request"])]
+        feature: Option<String>,
+        /// A limit to ask about instead of a request (with --used).
+        #[arg(long, requires = "used", conflicts_with = "request")]
+        limit: Option<String>,
+        /// How many are in use, for --limit.
+        #[arg(long)]
+        used: Option<u64>,
+        /// The request: METHOD PATH, e.g. `POST /api/reports/export`.
+        #[arg(num_args = 2, value_names = ["METHOD", "PATH"])]
+        request: Vec<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { files, format } => check(&files, format),
+        Command::Test { paths, format } => test(&paths, format),
+        Command::Explain {
+            policy,
+            claims,
+            now,
+            feature,
+            limit,
+            used,
+            request,
+            format,
+        } => explain(
+            &policy,
+            &claims,
+            now.as_deref(),
+            feature,
+            limit.zip(used),
+            &request,
+            format,
+        ),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_json(v: &Value) {
+    // Serializing a Value cannot fail.
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// The JSON rows for one policy error: located problems, or one row for a file problem.
+fn error_rows(file: &std::path::Path, err: &PolicyError) -> Vec<Value> {
+    match err.diagnostics() {
+        Some(d) => d
+            .items()
+            .iter()
+            .map(|i| json!({ "file": file, "line": i.line, "column": i.column, "message": i.message, "help": i.help }))
+            .collect(),
+        None => vec![json!({ "file": file, "line": 0, "column": 0, "message": err.to_string(), "help": null })],
+    }
+}
+
+fn check(files: &[PathBuf], format: Format) -> Result<ExitCode, String> {
+    let mut rows = Vec::new();
+    let mut failed = 0;
+    for file in files {
+        match Policy::from_file(file) {
+            Ok(p) => {
+                if format == Format::Text {
+                    println!(
+                        "{}: ok (revision {}, {} plans, {} features, {} roles)",
+                        file.display(),
+                        p.revision(),
+                        p.plans().len(),
+                        p.features().len(),
+                        p.roles().len()
+                    );
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                match format {
+                    Format::Text => println!("{e}\n"),
+                    Format::Json => rows.extend(error_rows(file, &e)),
+                }
+            }
+        }
+    }
+    if format == Format::Json {
+        print_json(&Value::Array(rows));
+    } else if failed > 0 {
+        println!("{failed} of {} policy files have errors", files.len());
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn test(paths: &[PathBuf], format: Format) -> Result<ExitCode, String> {
+    let roots = if paths.is_empty() {
+        vec![PathBuf::from("policies")]
+    } else {
+        paths.to_vec()
+    };
+    let mut files = Vec::new();
+    for root in &roots {
+        if root.is_dir() {
+            files.extend(
+                find_test_files(root)
+                    .map_err(|e| format!("cannot read {}: {e}", root.display()))?,
+            );
+        } else {
+            files.push(root.clone());
+        }
+    }
+    if files.is_empty() {
+        return Err(format!(
+            "no *.test.yaml files under {}",
+            roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let (mut passed, mut failed, mut broken) = (0, 0, 0);
+    let mut json_files = Vec::new();
+    for file in &files {
+        match run_file(file) {
+            Ok(report) => {
+                passed += report.passed();
+                failed += report.failed();
+                match format {
+                    Format::Text => {
+                        print!("{}", report.failures_text());
+                        println!("{}: {} passed, {} failed", file.display(), report.passed(), report.failed());
+                    }
+                    Format::Json => json_files.push(json!({
+                        "file": file,
+                        "policy": report.policy,
+                        "passed": report.passed(),
+                        "failed": report.failed(),
+                        "failures": report.cases.iter().filter(|c| !c.passed()).map(|c| json!({
+                            "name": c.name, "line": c.line, "expected": c.expected, "actual": c.actual, "mismatches": c.mismatches,
+                        })).collect::<Vec<_>>(),
+                        "error": null,
+                    })),
+                }
+            }
+            Err(e) => {
+                broken += 1;
+                match format {
+                    Format::Text => println!("{e}\n"),
+                    Format::Json => {
+                        let errors = match &e {
+                            TestFileError::Policy(p) => error_rows(file, p),
+                            TestFileError::Invalid(d) => d.items().iter().map(|i| json!({ "file": file, "line": i.line, "column": i.column, "message": i.message, "help": i.help })).collect(),
+                            TestFileError::Io { .. } => vec![json!({ "file": file, "line": 0, "column": 0, "message": e.to_string(), "help": null })],
+                        };
+                        json_files.push(json!({ "file": file, "passed": 0, "failed": 0, "failures": [], "error": errors }));
+                    }
+                }
+            }
+        }
+    }
+    match format {
+        Format::Text => {
+            if broken > 0 {
+                println!("{broken} test file(s) could not run");
+            }
+            println!("{passed} passed, {failed} failed");
+        }
+        Format::Json => print_json(
+            &json!({ "files": json_files, "passed": passed, "failed": failed, "errors": broken }),
+        ),
+    }
+    Ok(if failed == 0 && broken == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn explain(
+    policy_path: &std::path::Path,
+    claims: &str,
+    now: Option<&str>,
+    feature: Option<String>,
+    limit: Option<(String, u64)>,
+    request: &[String],
+    format: Format,
+) -> Result<ExitCode, String> {
+    let policy = match Policy::from_file(policy_path) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let claims_json: Value =
+        serde_json::from_str(claims).map_err(|e| format!("--claims is not JSON: {e}"))?;
+    if !claims_json.is_object() {
+        return Err("--claims must be a JSON object, e.g. '{\"plan\":\"pro\"}'".into());
+    }
+    let now: DateTime<Utc> = match now {
+        Some(t) => DateTime::parse_from_rfc3339(t)
+            .map_err(|e| {
+                format!("--now {t:?} is not an RFC 3339 time (e.g. 2026-04-01T12:00:00Z): {e}")
+            })?
+            .with_timezone(&Utc),
+        None => Utc::now(),
+    };
+    let parsed = Claims::from_object(&claims_json);
+    let ent = policy.entitlements(&parsed, now);
+    let (question, decision) = match (&feature, &limit, request) {
+        (Some(f), None, []) => (Question::Feature(f.clone()), ent.check(f)),
+        (None, Some((l, used)), []) => (
+            Question::Limit(l.clone(), *used),
+            ent.within_limit(l, *used),
+        ),
+        (None, None, [method, path]) => (
+            Question::Request(format!("{method} {path}")),
+            ent.check_route(method, path),
+        ),
+        _ => {
+            return Err(
+                "ask one question: METHOD PATH, --feature NAME, or --limit NAME --used N".into(),
+            );
+        }
+    };
+    match format {
+        Format::Json => {
+            let mut out = serde_json::to_value(decision).map_err(|e| e.to_string())?;
+            out["question"] = json!(question.to_string());
+            out["now"] = json!(now.to_rfc3339());
+            out["entitlements"] = serde_json::to_value(ent.summary()).map_err(|e| e.to_string())?;
+            print_json(&out);
+        }
+        Format::Text => print!(
+            "{}",
+            explain_text(&policy, &parsed, &ent, &decision, &question, now)
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `explain` was asked.
+enum Question {
+    Request(String),
+    Feature(String),
+    Limit(String, u64),
+}
+
+impl std::fmt::Display for Question {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Question::Request(r) => f.write_str(r),
+            Question::Feature(name) => write!(f, "feature {name}"),
+            Question::Limit(name, used) => write!(f, "limit {name} with {used} in use"),
+        }
+    }
+}
+
+fn explain_text(
+    policy: &Policy,
+    claims: &Claims,
+    ent: &Entitlements,
+    d: &Decision<'_>,
+    question: &Question,
+    now: DateTime<Utc>,
+) -> String {
+    let mut out = String::new();
+    let mut line = |label: &str, value: String| out.push_str(&format!("{label:<11}{value}\n"));
+    line(
+        "policy",
+        format!("{} (revision {})", policy.name(), policy.revision()),
+    );
+    line("time", now.to_rfc3339());
+    let why = match ent.plan_source() {
+        PlanSource::Claim => "from the plan claim".to_owned(),
+        PlanSource::Default => "no plan claim: the default plan".to_owned(),
+        PlanSource::Fallback => match claims.plan() {
+            Some(p) => format!("the plan claim `{p}` is not in this policy: the default plan"),
+            None => "the plan claim is malformed: the default plan".to_owned(),
+        },
+        PlanSource::Trial => format!(
+            "an active trial adds `{}` to the claimed plan `{}`",
+            ent.plan(),
+            ent.claimed_plan().unwrap_or(policy.default_plan())
+        ),
+    };
+    line("plan", format!("{} ({why})", ent.plan()));
+    line(
+        "trial",
+        match ent.trial() {
+            Trial::None => "none".to_owned(),
+            Trial::Active { ends, days_left } => format!(
+                "active, {days_left} day(s) left (ends {})",
+                ends.to_rfc3339()
+            ),
+            Trial::Expired { ended } => format!("expired on {}", ended.to_rfc3339()),
+        },
+    );
+    let roles: Vec<&str> = ent.roles().collect();
+    line(
+        "roles",
+        if roles.is_empty() {
+            "(none)".into()
+        } else {
+            roles.join(", ")
+        },
+    );
+    line(
+        "seats",
+        ent.seats().map_or("(none)".into(), |s| s.to_string()),
+    );
+    let summary = ent.summary();
+    line(
+        "features",
+        if summary.features.is_empty() {
+            "(none)".into()
+        } else {
+            summary.features.join(", ")
+        },
+    );
+    let limits: Vec<String> = summary
+        .limits
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    line(
+        "limits",
+        if limits.is_empty() {
+            "(none)".into()
+        } else {
+            limits.join(", ")
+        },
+    );
+    let notes: Vec<&str> = ent.notes().codes().collect();
+    if !notes.is_empty() {
+        line("notes", notes.join(", "));
+    }
+    line("question", question.to_string());
+    if matches!(question, Question::Request(_)) {
+        line(
+            "rule",
+            match d.rule() {
+                Some(r) => format!("{} (line {})", r.pattern(), r.line()),
+                None => "(no rule matches)".to_owned(),
+            },
+        );
+    }
+    let mut verdict = format!(
+        "{}: {}",
+        if d.allowed() { "allow" } else { "deny" },
+        d.reason()
+    );
+    if let Some(f) = d.feature() {
+        verdict.push_str(&format!(" (feature {f})"));
+    }
+    if let Some(r) = d.role() {
+        verdict.push_str(&format!(" (role {r})"));
+    }
+    if let Some((name, usage)) = d.limit() {
+        verdict.push_str(&format!(
+            " ({name}: {} in use of {})",
+            usage.used, usage.limit
+        ));
+    }
+    line("decision", verdict);
+    if !d.allowed() {
+        line(
+            "upgrade_to",
+            d.upgrade_to()
+                .map_or("(no plan would allow it)".into(), str::to_owned),
+        );
+    }
+    out
+}
