@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod claims;
+pub mod diff;
 pub mod engine;
 pub mod policy;
 pub mod policy_test;

@@ -311,3 +311,47 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     assert!(out.contains("cycle"), "{out}");
     assert!(!Path::new("policies/none").exists());
 }
+
+#[test]
+fn diff_between_two_versions_of_the_saas_policy() {
+    // tests/diff/saas_next.yaml: reports.export moves from starter to pro; starter's
+    // projects limit rises from 10 to 20.
+    let (code, text) = tiergate(&["diff", "policies/saas.yaml", "tests/diff/saas_next.yaml"]);
+    assert_eq!(code, 0);
+    expect("diff_saas_next", &text);
+    let (_, md) = tiergate(&[
+        "diff",
+        "--format",
+        "markdown",
+        "policies/saas.yaml",
+        "tests/diff/saas_next.yaml",
+    ]);
+    expect("diff_saas_next_markdown", &md);
+    let (_, json) = tiergate(&[
+        "diff",
+        "--format",
+        "json",
+        "policies/saas.yaml",
+        "tests/diff/saas_next.yaml",
+    ]);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["downgrades"], true);
+    assert_eq!(v["plans"][0]["name"], "starter");
+    assert_eq!(v["plans"][0]["lost"][0], "reports.export");
+    assert_eq!(v["plans"][0]["limits"][0]["old"], 10);
+    assert_eq!(v["plans"][0]["limits"][0]["new"], 20);
+}
+
+#[test]
+fn diff_reads_a_git_revision() {
+    // The committed policy against the working copy: in a clean checkout, no change.
+    let (code, out) = tiergate(&["diff", "git:HEAD:policies/grpc.yaml", "policies/grpc.yaml"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.trim(), "no change for any plan, role or route");
+    let (code, _) = tiergate(&[
+        "diff",
+        "git:no-such-rev:policies/grpc.yaml",
+        "policies/grpc.yaml",
+    ]);
+    assert_eq!(code, 2);
+}

@@ -33,6 +33,8 @@ enum Format {
     Text,
     /// JSON for scripts and CI annotations.
     Json,
+    /// Markdown for a pull-request comment (`diff` only; others print text).
+    Markdown,
 }
 
 #[derive(Subcommand)]
@@ -55,6 +57,19 @@ enum Command {
     Test {
         /// Test files, or folders to search for `*.test.yaml` (default: `policies/`).
         paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Show what a policy change does to customers: per plan and role, features gained
+    /// and lost and limits changed; per route, which plans and roles gain or lose
+    /// access. Changes that take something away are flagged as downgrades.
+    ///
+    /// OLD and NEW are files, or `git:REV:PATH` (e.g. `git:main:policies/saas.yaml`).
+    Diff {
+        /// The policy before the change.
+        old: String,
+        /// The policy after the change.
+        new: String,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -95,6 +110,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { files, format } => check(&files, format),
         Command::Test { paths, format } => test(&paths, format),
+        Command::Diff { old, new, format } => diff(&old, &new, format),
         Command::Explain {
             policy,
             claims,
@@ -160,8 +176,8 @@ fn check(files: &[PathBuf], format: Format) -> Result<ExitCode, String> {
             Err(e) => {
                 failed += 1;
                 match format {
-                    Format::Text => println!("{e}\n"),
                     Format::Json => rows.extend(error_rows(file, &e)),
+                    Format::Text | Format::Markdown => println!("{e}\n"),
                 }
             }
         }
@@ -213,7 +229,7 @@ fn test(paths: &[PathBuf], format: Format) -> Result<ExitCode, String> {
                 passed += report.passed();
                 failed += report.failed();
                 match format {
-                    Format::Text => {
+                    Format::Text | Format::Markdown => {
                         print!("{}", report.failures_text());
                         println!("{}: {} passed, {} failed", file.display(), report.passed(), report.failed());
                     }
@@ -232,7 +248,7 @@ fn test(paths: &[PathBuf], format: Format) -> Result<ExitCode, String> {
             Err(e) => {
                 broken += 1;
                 match format {
-                    Format::Text => println!("{e}\n"),
+                    Format::Text | Format::Markdown => println!("{e}\n"),
                     Format::Json => {
                         let errors = match &e {
                             TestFileError::Policy(p) => error_rows(file, p),
@@ -246,7 +262,7 @@ fn test(paths: &[PathBuf], format: Format) -> Result<ExitCode, String> {
         }
     }
     match format {
-        Format::Text => {
+        Format::Text | Format::Markdown => {
             if broken > 0 {
                 println!("{broken} test file(s) could not run");
             }
@@ -261,6 +277,42 @@ fn test(paths: &[PathBuf], format: Format) -> Result<ExitCode, String> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Loads a policy from a file or from `git:REV:PATH`.
+fn load(spec: &str) -> Result<Policy, String> {
+    let Some(rest) = spec.strip_prefix("git:") else {
+        return Policy::from_file(spec).map_err(|e| e.to_string());
+    };
+    let Some((rev, path)) = rest.split_once(':') else {
+        return Err(format!(
+            "{spec:?}: write git:REV:PATH, e.g. git:main:policies/saas.yaml"
+        ));
+    };
+    let out = std::process::Command::new("git")
+        .args(["show", &format!("{rev}:{path}")])
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git show {rev}:{path}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let source = String::from_utf8(out.stdout).map_err(|_| format!("{spec}: not UTF-8"))?;
+    Policy::from_yaml_named(&source, spec).map_err(|e| e.to_string())
+}
+
+fn diff(old: &str, new: &str, format: Format) -> Result<ExitCode, String> {
+    let d = tiergate::diff::PolicyDiff::between(&load(old)?, &load(new)?);
+    match format {
+        Format::Text => print!("{}", d.to_text()),
+        Format::Markdown => print!("{}", d.to_markdown()),
+        Format::Json => print_json(
+            &json!({ "downgrades": d.has_downgrades(), "plans": d.plans, "roles": d.roles, "routes": d.routes }),
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn explain(
@@ -318,7 +370,7 @@ fn explain(
             out["entitlements"] = serde_json::to_value(ent.summary()).map_err(|e| e.to_string())?;
             print_json(&out);
         }
-        Format::Text => print!(
+        Format::Text | Format::Markdown => print!(
             "{}",
             explain_text(&policy, &parsed, &ent, &decision, &question, now)
         ),

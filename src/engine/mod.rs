@@ -23,11 +23,11 @@
 //! # Ok::<(), tiergate::PolicyError>(())
 //! ```
 
-mod bitset;
+pub(crate) mod bitset;
 pub(crate) mod compiled;
 mod decision;
 mod entitlements;
-mod eval;
+pub(crate) mod eval;
 pub(crate) mod routes;
 
 use std::fmt;
