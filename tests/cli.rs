@@ -355,3 +355,238 @@ fn diff_reads_a_git_revision() {
     ]);
     assert_eq!(code, 2);
 }
+
+/// Verifies a minted token with jsonwebtoken itself and returns its payload.
+fn verify(
+    token: &str,
+    key: jsonwebtoken::DecodingKey,
+    alg: jsonwebtoken::Algorithm,
+) -> (jsonwebtoken::Header, Value) {
+    let mut v = jsonwebtoken::Validation::new(alg);
+    v.set_audience(&["tiergate-demo"]);
+    v.set_issuer(&["http://127.0.0.1:8080"]);
+    let data = jsonwebtoken::decode::<Value>(token.trim(), &key, &v).unwrap();
+    (data.header, data.claims)
+}
+
+#[test]
+fn token_mints_the_reference_layout_with_a_secret() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let (code, token) = tiergate(&[
+        "token",
+        "--claims",
+        r#"{"plan":"pro","role":"admin","seats":"5"}"#,
+        "--secret",
+        secret,
+        "--email",
+        "ada@example.com",
+        "--ttl",
+        "10m",
+    ]);
+    assert_eq!(code, 0, "{token}");
+    let (header, payload) = verify(
+        &token,
+        jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+        jsonwebtoken::Algorithm::HS256,
+    );
+    assert_eq!(
+        (header.typ.as_deref(), header.kid.as_deref()),
+        (Some("at+jwt"), Some("dev"))
+    );
+    assert_eq!(
+        payload["claims"],
+        serde_json::json!({ "plan": "pro", "role": "admin", "seats": "5" })
+    );
+    assert_eq!(payload["email"], "ada@example.com");
+    assert_eq!(payload["sub"], "dev-user");
+    assert_eq!(
+        payload["exp"].as_i64().unwrap() - payload["iat"].as_i64().unwrap(),
+        600
+    );
+    assert_eq!(payload["jti"].as_str().unwrap().len(), 32);
+    // The claims read back through tiergate give the plan they were minted with.
+    let claims = tiergate::Claims::from_payload(&payload, &tiergate::ClaimsLocation::default());
+    assert_eq!((claims.plan(), claims.seats()), (Some("pro"), Some(5)));
+}
+
+/// A jsonwebtoken constructor for a public key in PEM.
+type PublicKeyFromPem = fn(&[u8]) -> jsonwebtoken::errors::Result<jsonwebtoken::DecodingKey>;
+
+#[test]
+fn token_signs_with_pem_keys_and_picks_the_algorithm() {
+    use jsonwebtoken::{Algorithm, DecodingKey};
+    let keys: [(&str, Algorithm, PublicKeyFromPem); 3] = [
+        ("ed25519", Algorithm::EdDSA, DecodingKey::from_ed_pem),
+        ("p256", Algorithm::ES256, DecodingKey::from_ec_pem),
+        ("rsa", Algorithm::RS256, DecodingKey::from_rsa_pem),
+    ];
+    for (name, alg, public) in keys {
+        let (code, token) = tiergate(&[
+            "token",
+            "--claims",
+            r#"{"plan":"free"}"#,
+            "--key",
+            &format!("tests/keys/{name}.pem"),
+        ]);
+        assert_eq!(code, 0, "{name}: {token}");
+        let pem = std::fs::read(root().join(format!("tests/keys/{name}.pub.pem"))).unwrap();
+        let (header, payload) = verify(&token, public(&pem).unwrap(), alg);
+        assert_eq!(header.alg, alg);
+        assert_eq!(payload["claims"]["plan"], "free");
+    }
+    let (code, token) = tiergate(&[
+        "token",
+        "--claims",
+        "{}",
+        "--key",
+        "tests/keys/rsa.pem",
+        "--alg",
+        "PS256",
+    ]);
+    assert_eq!(code, 0);
+    let pem = std::fs::read(root().join("tests/keys/rsa.pub.pem")).unwrap();
+    verify(
+        &token,
+        DecodingKey::from_rsa_pem(&pem).unwrap(),
+        Algorithm::PS256,
+    );
+}
+
+#[test]
+fn token_refuses_short_secrets_and_bad_input() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tiergate"))
+            .args(args)
+            .current_dir(root())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["token", "--claims", "{}", "--secret", "short"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("at least 32"), "{err}");
+    let (_, err) = run(&[
+        "token",
+        "--claims",
+        "[1]",
+        "--secret",
+        "0123456789abcdef0123456789abcdef",
+    ]);
+    assert!(err.contains("must be a JSON object"), "{err}");
+    let (_, err) = run(&[
+        "token",
+        "--claims",
+        "{}",
+        "--secret",
+        "0123456789abcdef0123456789abcdef",
+        "--ttl",
+        "5 weeks",
+    ]);
+    assert!(err.contains("--ttl"), "{err}");
+    let (_, err) = run(&[
+        "token",
+        "--claims",
+        "{}",
+        "--key",
+        "tests/keys/ed25519.pem",
+        "--alg",
+        "RS256",
+    ]);
+    assert!(err.contains("does not fit this key"), "{err}");
+    let (_, err) = run(&["token", "--claims", "{}", "--key", "README.md"]);
+    assert!(
+        err.contains("not an RSA, EC or Ed25519 private key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn explain_reads_the_claims_from_a_verified_token() {
+    let (_, token) = tiergate(&[
+        "token",
+        "--claims",
+        r#"{"plan":"free","trial_ends":"2026-03-31"}"#,
+        "--key",
+        "tests/keys/ed25519.pem",
+    ]);
+    let token = token.trim();
+    let explain = |token: &str, key: &str, extra: &[&str]| {
+        let mut args = vec![
+            "explain",
+            "--format",
+            "json",
+            "--policy",
+            "policies/saas.yaml",
+            "--token",
+            token,
+            "--public-key",
+            key,
+            "--now",
+            "2026-04-01T12:00:00Z",
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["GET", "/api/sso/config"]);
+        let out = Command::new(env!("CARGO_BIN_EXE_tiergate"))
+            .args(&args)
+            .current_dir(root())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = explain(
+        token,
+        "tests/keys/ed25519.pub.pem",
+        &["--aud", "tiergate-demo"],
+    );
+    assert_eq!(code, Some(0));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["reason"].as_str(), v["upgrade_to"].as_str()),
+        (Some("trial_expired"), Some("pro"))
+    );
+
+    // A flipped signature, a key of another type, a wrong audience: refused, never explained.
+    let mut tampered = token.to_owned();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let (code, _, err) = explain(&tampered, "tests/keys/ed25519.pub.pem", &[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("does not verify"), "{err}");
+    let (_, _, err) = explain(token, "tests/keys/rsa.pub.pem", &[]);
+    assert!(err.contains("which this key cannot verify"), "{err}");
+    let (_, _, err) = explain(
+        token,
+        "tests/keys/ed25519.pub.pem",
+        &["--aud", "someone-else"],
+    );
+    assert!(err.contains("does not verify"), "{err}");
+}
+
+#[test]
+fn token_json_has_the_token_endpoint_shape() {
+    let (code, out) = tiergate(&[
+        "token",
+        "--format",
+        "json",
+        "--claims",
+        "{}",
+        "--secret",
+        "0123456789abcdef0123456789abcdef",
+        "--ttl",
+        "90s",
+    ]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["token_type"].as_str(), v["expires_in"].as_i64()),
+        (Some("Bearer"), Some(90))
+    );
+    assert_eq!(v["access_token"].as_str().unwrap().split('.').count(), 3);
+}

@@ -73,6 +73,39 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Mint a signed development access token with the given claims, in the layout
+    /// the reference server uses (header `typ: at+jwt` and `kid`; `iss`, `aud`,
+    /// `sub`, `email`, `iat`, `exp`, `jti`, and the claims under `claims`).
+    Token {
+        /// The subscription claims: '{"plan":"pro","role":"admin","seats":"5"}'.
+        #[arg(long)]
+        claims: String,
+        /// An HMAC secret (at least 32 bytes) for HS256/384/512.
+        #[arg(long, conflicts_with = "key", required_unless_present = "key")]
+        secret: Option<String>,
+        /// A PEM private key file (RSA, EC P-256/P-384 or Ed25519).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// The algorithm; default HS256 with --secret, and from the key type with --key.
+        #[arg(long)]
+        alg: Option<String>,
+        /// Lifetime, e.g. 300, 300s, 5m, 1h.
+        #[arg(long, default_value = "5m")]
+        ttl: String,
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        iss: String,
+        #[arg(long, default_value = "tiergate-demo")]
+        aud: String,
+        #[arg(long, default_value = "dev-user")]
+        sub: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long, default_value = "dev")]
+        kid: String,
+        /// `json` prints {"access_token", "token_type", "expires_in"}.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
     /// Show how a policy decides one caller: effective plan (and why), trial, roles,
     /// seats, features, limits, the matching rule and the decision.
     ///
@@ -83,8 +116,23 @@ enum Command {
         #[arg(long)]
         policy: PathBuf,
         /// The caller's claims, as the token's claims object: '{"plan":"pro","seats":"5"}'.
+        #[arg(long, required_unless_present = "token", conflicts_with = "token")]
+        claims: Option<String>,
+        /// An access token to verify and read the claims from (with --secret or --public-key).
         #[arg(long)]
-        claims: String,
+        token: Option<String>,
+        /// The HMAC secret that signed --token.
+        #[arg(long, requires = "token", conflicts_with = "public_key")]
+        secret: Option<String>,
+        /// A PEM public key (RSA, EC or Ed25519) that verifies --token.
+        #[arg(long, requires = "token")]
+        public_key: Option<PathBuf>,
+        /// With --token: the issuer to require (default: not checked).
+        #[arg(long, requires = "token")]
+        iss: Option<String>,
+        /// With --token: the audience to require (default: not checked).
+        #[arg(long, requires = "token")]
+        aud: Option<String>,
         /// The time to decide at (RFC 3339); default: now.
         #[arg(long)]
         now: Option<String>,
@@ -111,24 +159,71 @@ fn main() -> ExitCode {
         Command::Check { files, format } => check(&files, format),
         Command::Test { paths, format } => test(&paths, format),
         Command::Diff { old, new, format } => diff(&old, &new, format),
+        Command::Token {
+            claims,
+            secret,
+            key,
+            alg,
+            ttl,
+            iss,
+            aud,
+            sub,
+            email,
+            kid,
+            format,
+        } => token(
+            &claims,
+            secret.as_deref(),
+            key.as_deref(),
+            alg.as_deref(),
+            &ttl,
+            TokenIds {
+                iss,
+                aud,
+                sub,
+                email,
+                kid,
+            },
+            format,
+        ),
         Command::Explain {
             policy,
             claims,
+            token,
+            secret,
+            public_key,
+            iss,
+            aud,
             now,
             feature,
             limit,
             used,
             request,
             format,
-        } => explain(
-            &policy,
-            &claims,
-            now.as_deref(),
-            feature,
-            limit.zip(used),
-            &request,
-            format,
-        ),
+        } => {
+            let claims = match (claims, token) {
+                (Some(c), _) => parse_claims(&c),
+                (None, Some(t)) => verified_claims(
+                    &t,
+                    secret.as_deref(),
+                    public_key.as_deref(),
+                    iss.as_deref(),
+                    aud.as_deref(),
+                ),
+                (None, None) => Err("give --claims or --token".into()),
+            };
+            claims.and_then(|c| {
+                explain(
+                    &policy,
+                    &c,
+                    now.as_deref(),
+                    feature,
+                    limit.zip(used),
+                    &request,
+                    format,
+                )
+            })
+        }
     };
     match result {
         Ok(code) => code,
@@ -279,6 +374,143 @@ fn test(paths: &[PathBuf], format: Format) -> Result<ExitCode, String> {
     })
 }
 
+/// The registered claims and key id a development token carries.
+struct TokenIds {
+    iss: String,
+    aud: String,
+    sub: String,
+    email: Option<String>,
+    kid: String,
+}
+
+/// `300`, `300s`, `5m`, `1h`, `2d` → seconds.
+fn parse_ttl(s: &str) -> Result<i64, String> {
+    let (digits, unit) = s.trim().split_at(
+        s.trim()
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(s.trim().len()),
+    );
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("--ttl {s:?}: write e.g. 300, 300s, 5m or 1h"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("--ttl {s:?}: the unit is s, m, h or d")),
+    };
+    n.checked_mul(scale)
+        .filter(|&t| t > 0)
+        .ok_or_else(|| format!("--ttl {s:?} must be positive"))
+}
+
+fn token(
+    claims: &str,
+    secret: Option<&str>,
+    key: Option<&std::path::Path>,
+    alg: Option<&str>,
+    ttl: &str,
+    ids: TokenIds,
+    format: Format,
+) -> Result<ExitCode, String> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let claims: Value =
+        serde_json::from_str(claims).map_err(|e| format!("--claims is not JSON: {e}"))?;
+    if !claims.is_object() {
+        return Err("--claims must be a JSON object, e.g. '{\"plan\":\"pro\"}'".into());
+    }
+    let ttl = parse_ttl(ttl)?;
+    let alg: Option<Algorithm> = alg
+        .map(|a| {
+            a.to_ascii_uppercase().parse().map_err(|_| {
+                format!("--alg {a:?} is not a JWS algorithm (HS256, RS256, ES256, EdDSA, …)")
+            })
+        })
+        .transpose()?;
+    let (key, candidates): (EncodingKey, Vec<Algorithm>) = match (secret, key) {
+        (Some(s), None) => {
+            if s.len() < 32 {
+                return Err(format!(
+                    "the secret is {} bytes; HMAC secrets must be at least 32 (the layer refuses shorter ones)",
+                    s.len()
+                ));
+            }
+            (
+                EncodingKey::from_secret(s.as_bytes()),
+                vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
+            )
+        }
+        (None, Some(path)) => {
+            let pem =
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            if let Ok(k) = EncodingKey::from_ed_pem(&pem) {
+                (k, vec![Algorithm::EdDSA])
+            } else if let Ok(k) = EncodingKey::from_ec_pem(&pem) {
+                (k, vec![Algorithm::ES256, Algorithm::ES384])
+            } else if let Ok(k) = EncodingKey::from_rsa_pem(&pem) {
+                (
+                    k,
+                    vec![
+                        Algorithm::RS256,
+                        Algorithm::RS384,
+                        Algorithm::RS512,
+                        Algorithm::PS256,
+                        Algorithm::PS384,
+                        Algorithm::PS512,
+                    ],
+                )
+            } else {
+                return Err(format!(
+                    "{} is not an RSA, EC or Ed25519 private key in PEM",
+                    path.display()
+                ));
+            }
+        }
+        _ => return Err("give --secret or --key".into()),
+    };
+    let candidates = match alg {
+        Some(a) if candidates.contains(&a) => vec![a],
+        Some(a) => {
+            return Err(format!(
+                "--alg {a:?} does not fit this key (use one of {candidates:?})"
+            ));
+        }
+        None => candidates,
+    };
+    let mut jti = [0u8; 16];
+    getrandom::fill(&mut jti).map_err(|e| format!("no randomness for the token id: {e}"))?;
+    let now = Utc::now().timestamp();
+    let mut payload = json!({
+        "iss": ids.iss, "aud": ids.aud, "sub": ids.sub, "iat": now, "exp": now + ttl,
+        "jti": jti.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "claims": claims,
+    });
+    if let Some(email) = ids.email {
+        payload["email"] = json!(email);
+    }
+    // An EC key's curve decides between ES256 and ES384: the first that signs is it.
+    let mut last_error = String::new();
+    for alg in candidates {
+        let mut header = Header::new(alg);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(ids.kid.clone());
+        match jsonwebtoken::encode(&header, &payload, &key) {
+            Ok(t) => {
+                match format {
+                    Format::Json => print_json(
+                        &json!({ "access_token": t, "token_type": "Bearer", "expires_in": ttl }),
+                    ),
+                    Format::Text | Format::Markdown => println!("{t}"),
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => last_error = e.to_string(),
+        }
+    }
+    Err(format!("cannot sign: {last_error}"))
+}
+
 /// Loads a policy from a file or from `git:REV:PATH`.
 fn load(spec: &str) -> Result<Policy, String> {
     let Some(rest) = spec.strip_prefix("git:") else {
@@ -315,9 +547,87 @@ fn diff(old: &str, new: &str, format: Format) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--claims`: a JSON object.
+fn parse_claims(text: &str) -> Result<Value, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("--claims is not JSON: {e}"))?;
+    if !v.is_object() {
+        return Err("--claims must be a JSON object, e.g. '{\"plan\":\"pro\"}'".into());
+    }
+    Ok(v)
+}
+
+/// Verifies `token` with the key and returns its claims object (read from the
+/// default `claims` location). The algorithm is bound to the key's type: the
+/// token's header may only choose within it.
+fn verified_claims(
+    token: &str,
+    secret: Option<&str>,
+    public_key: Option<&std::path::Path>,
+    iss: Option<&str>,
+    aud: Option<&str>,
+) -> Result<Value, String> {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    let header = jsonwebtoken::decode_header(token.trim())
+        .map_err(|e| format!("--token is not a JWT: {e}"))?;
+    let (key, family): (DecodingKey, &[Algorithm]) = match (secret, public_key) {
+        (Some(s), None) => (
+            DecodingKey::from_secret(s.as_bytes()),
+            &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
+        ),
+        (None, Some(path)) => {
+            let pem =
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            if let Ok(k) = DecodingKey::from_ed_pem(&pem) {
+                (k, &[Algorithm::EdDSA])
+            } else if let Ok(k) = DecodingKey::from_ec_pem(&pem) {
+                (k, &[Algorithm::ES256, Algorithm::ES384])
+            } else if let Ok(k) = DecodingKey::from_rsa_pem(&pem) {
+                (
+                    k,
+                    &[
+                        Algorithm::RS256,
+                        Algorithm::RS384,
+                        Algorithm::RS512,
+                        Algorithm::PS256,
+                        Algorithm::PS384,
+                        Algorithm::PS512,
+                    ],
+                )
+            } else {
+                return Err(format!(
+                    "{} is not an RSA, EC or Ed25519 public key in PEM",
+                    path.display()
+                ));
+            }
+        }
+        _ => return Err("--token needs --secret or --public-key to verify it".into()),
+    };
+    if !family.contains(&header.alg) {
+        return Err(format!(
+            "the token says {:?}, which this key cannot verify",
+            header.alg
+        ));
+    }
+    let mut validation = Validation::new(header.alg);
+    match aud {
+        Some(a) => validation.set_audience(&[a]),
+        None => validation.validate_aud = false,
+    }
+    if let Some(i) = iss {
+        validation.set_issuer(&[i]);
+    }
+    let data = jsonwebtoken::decode::<Value>(token.trim(), &key, &validation)
+        .map_err(|e| format!("the token does not verify: {e}"))?;
+    Ok(data
+        .claims
+        .get("claims")
+        .cloned()
+        .unwrap_or_else(|| json!({})))
+}
+
 fn explain(
     policy_path: &std::path::Path,
-    claims: &str,
+    claims_json: &Value,
     now: Option<&str>,
     feature: Option<String>,
     limit: Option<(String, u64)>,
@@ -331,11 +641,6 @@ fn explain(
             return Ok(ExitCode::FAILURE);
         }
     };
-    let claims_json: Value =
-        serde_json::from_str(claims).map_err(|e| format!("--claims is not JSON: {e}"))?;
-    if !claims_json.is_object() {
-        return Err("--claims must be a JSON object, e.g. '{\"plan\":\"pro\"}'".into());
-    }
     let now: DateTime<Utc> = match now {
         Some(t) => DateTime::parse_from_rfc3339(t)
             .map_err(|e| {
@@ -344,7 +649,7 @@ fn explain(
             .with_timezone(&Utc),
         None => Utc::now(),
     };
-    let parsed = Claims::from_object(&claims_json);
+    let parsed = Claims::from_object(claims_json);
     let ent = policy.entitlements(&parsed, now);
     let (question, decision) = match (&feature, &limit, request) {
         (Some(f), None, []) => (Question::Feature(f.clone()), ent.check(f)),
