@@ -374,6 +374,37 @@ fn test(paths: &[PathBuf], format: Format) -> Result<ExitCode, String> {
     })
 }
 
+use jsonwebtoken::Algorithm;
+
+/// The algorithms each type of key may sign or verify with; a key is bound to its
+/// family, so a token's header can never switch it to another (no alg confusion).
+const HMAC: &[Algorithm] = &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+const ED25519: &[Algorithm] = &[Algorithm::EdDSA];
+const EC: &[Algorithm] = &[Algorithm::ES256, Algorithm::ES384];
+const RSA: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+
+/// Reads a PEM key of whichever type it is, with the algorithms it may use; the
+/// constructors are jsonwebtoken's for signing keys or for verifying keys.
+fn pem_key<K>(
+    pem: &[u8],
+    ed: fn(&[u8]) -> jsonwebtoken::errors::Result<K>,
+    ec: fn(&[u8]) -> jsonwebtoken::errors::Result<K>,
+    rsa: fn(&[u8]) -> jsonwebtoken::errors::Result<K>,
+) -> Option<(K, &'static [Algorithm])> {
+    ed(pem)
+        .map(|k| (k, ED25519))
+        .or_else(|_| ec(pem).map(|k| (k, EC)))
+        .or_else(|_| rsa(pem).map(|k| (k, RSA)))
+        .ok()
+}
+
 /// The registered claims and key id a development token carries.
 struct TokenIds {
     iss: String,
@@ -414,7 +445,7 @@ fn token(
     ids: TokenIds,
     format: Format,
 ) -> Result<ExitCode, String> {
-    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use jsonwebtoken::{EncodingKey, Header};
     let claims: Value =
         serde_json::from_str(claims).map_err(|e| format!("--claims is not JSON: {e}"))?;
     if !claims.is_object() {
@@ -436,36 +467,24 @@ fn token(
                     s.len()
                 ));
             }
-            (
-                EncodingKey::from_secret(s.as_bytes()),
-                vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
-            )
+            (EncodingKey::from_secret(s.as_bytes()), HMAC.to_vec())
         }
         (None, Some(path)) => {
             let pem =
                 std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            if let Ok(k) = EncodingKey::from_ed_pem(&pem) {
-                (k, vec![Algorithm::EdDSA])
-            } else if let Ok(k) = EncodingKey::from_ec_pem(&pem) {
-                (k, vec![Algorithm::ES256, Algorithm::ES384])
-            } else if let Ok(k) = EncodingKey::from_rsa_pem(&pem) {
-                (
-                    k,
-                    vec![
-                        Algorithm::RS256,
-                        Algorithm::RS384,
-                        Algorithm::RS512,
-                        Algorithm::PS256,
-                        Algorithm::PS384,
-                        Algorithm::PS512,
-                    ],
-                )
-            } else {
-                return Err(format!(
+            let (k, family) = pem_key(
+                &pem,
+                EncodingKey::from_ed_pem,
+                EncodingKey::from_ec_pem,
+                EncodingKey::from_rsa_pem,
+            )
+            .ok_or_else(|| {
+                format!(
                     "{} is not an RSA, EC or Ed25519 private key in PEM",
                     path.display()
-                ));
-            }
+                )
+            })?;
+            (k, family.to_vec())
         }
         _ => return Err("give --secret or --key".into()),
     };
@@ -566,39 +585,26 @@ fn verified_claims(
     iss: Option<&str>,
     aud: Option<&str>,
 ) -> Result<Value, String> {
-    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    use jsonwebtoken::{DecodingKey, Validation};
     let header = jsonwebtoken::decode_header(token.trim())
         .map_err(|e| format!("--token is not a JWT: {e}"))?;
     let (key, family): (DecodingKey, &[Algorithm]) = match (secret, public_key) {
-        (Some(s), None) => (
-            DecodingKey::from_secret(s.as_bytes()),
-            &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
-        ),
+        (Some(s), None) => (DecodingKey::from_secret(s.as_bytes()), HMAC),
         (None, Some(path)) => {
             let pem =
                 std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            if let Ok(k) = DecodingKey::from_ed_pem(&pem) {
-                (k, &[Algorithm::EdDSA])
-            } else if let Ok(k) = DecodingKey::from_ec_pem(&pem) {
-                (k, &[Algorithm::ES256, Algorithm::ES384])
-            } else if let Ok(k) = DecodingKey::from_rsa_pem(&pem) {
-                (
-                    k,
-                    &[
-                        Algorithm::RS256,
-                        Algorithm::RS384,
-                        Algorithm::RS512,
-                        Algorithm::PS256,
-                        Algorithm::PS384,
-                        Algorithm::PS512,
-                    ],
-                )
-            } else {
-                return Err(format!(
+            pem_key(
+                &pem,
+                DecodingKey::from_ed_pem,
+                DecodingKey::from_ec_pem,
+                DecodingKey::from_rsa_pem,
+            )
+            .ok_or_else(|| {
+                format!(
                     "{} is not an RSA, EC or Ed25519 public key in PEM",
                     path.display()
-                ));
-            }
+                )
+            })?
         }
         _ => return Err("--token needs --secret or --public-key to verify it".into()),
     };
