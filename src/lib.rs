@@ -31,7 +31,16 @@
 //! # Ok::<(), tiergate::PolicyError>(())
 //! ```
 //!
-//! The policy language is documented in `docs/policy.md`.
+//! The policy language is documented in `docs/policy.md`. The modules:
+//!
+//! - [`policy`]: loading a policy — parse, validate (located errors), compile.
+//! - [`engine`]: the compiled [`Policy`], [`Entitlements`] and [`Decision`]s.
+//! - [`claims`]: reading `plan`, `role`, `trial_ends`, `seats` tolerantly.
+//! - [`reload`]: [`PolicyStore`], the active policy swapped on file changes.
+//! - [`policy_test`]: running `*.test.yaml` cases; [`diff`]: what a change does.
+//!
+//! Not built yet: the tower layer for axum and tonic, and the reference
+//! claims-issuing server (see the README's status table).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
