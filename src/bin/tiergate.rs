@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use tiergate::policy_test::{TestFileError, find_test_files, run_file};
 use tiergate::{Claims, Decision, Entitlements, PlanSource, Policy, PolicyError, Trial};
@@ -76,81 +76,89 @@ enum Command {
     /// Mint a signed development access token with the given claims, in the layout
     /// the reference server uses (header `typ: at+jwt` and `kid`; `iss`, `aud`,
     /// `sub`, `email`, `iat`, `exp`, `jti`, and the claims under `claims`).
-    Token {
-        /// The subscription claims: '{"plan":"pro","role":"admin","seats":"5"}'.
-        #[arg(long)]
-        claims: String,
-        /// An HMAC secret (at least 32 bytes) for HS256/384/512.
-        #[arg(long, conflicts_with = "key", required_unless_present = "key")]
-        secret: Option<String>,
-        /// A PEM private key file (RSA, EC P-256/P-384 or Ed25519).
-        #[arg(long)]
-        key: Option<PathBuf>,
-        /// The algorithm; default HS256 with --secret, and from the key type with --key.
-        #[arg(long)]
-        alg: Option<String>,
-        /// Lifetime, e.g. 300, 300s, 5m, 1h.
-        #[arg(long, default_value = "5m")]
-        ttl: String,
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        iss: String,
-        #[arg(long, default_value = "tiergate-demo")]
-        aud: String,
-        #[arg(long, default_value = "dev-user")]
-        sub: String,
-        #[arg(long)]
-        email: Option<String>,
-        #[arg(long, default_value = "dev")]
-        kid: String,
-        /// `json` prints {"access_token", "token_type", "expires_in"}.
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    Token(TokenArgs),
     /// Show how a policy decides one caller: effective plan (and why), trial, roles,
     /// seats, features, limits, the matching rule and the decision.
     ///
     /// Ask about a request (`GET /api/reports/q1`), a feature (`--feature`) or a
     /// limit (`--limit NAME --used N`).
-    Explain {
-        /// The policy file.
-        #[arg(long)]
-        policy: PathBuf,
-        /// The caller's claims, as the token's claims object: '{"plan":"pro","seats":"5"}'.
-        #[arg(long, required_unless_present = "token", conflicts_with = "token")]
-        claims: Option<String>,
-        /// An access token to verify and read the claims from (with --secret or --public-key).
-        #[arg(long)]
-        token: Option<String>,
-        /// The HMAC secret that signed --token.
-        #[arg(long, requires = "token", conflicts_with = "public_key")]
-        secret: Option<String>,
-        /// A PEM public key (RSA, EC or Ed25519) that verifies --token.
-        #[arg(long, requires = "token")]
-        public_key: Option<PathBuf>,
-        /// With --token: the issuer to require (default: not checked).
-        #[arg(long, requires = "token")]
-        iss: Option<String>,
-        /// With --token: the audience to require (default: not checked).
-        #[arg(long, requires = "token")]
-        aud: Option<String>,
-        /// The time to decide at (RFC 3339); default: now.
-        #[arg(long)]
-        now: Option<String>,
-        /// A feature to ask about instead of a request.
-        #[arg(long, conflicts_with_all = ["limit", "request"])]
-        feature: Option<String>,
-        /// A limit to ask about instead of a request (with --used).
-        #[arg(long, requires = "used", conflicts_with = "request")]
-        limit: Option<String>,
-        /// How many are in use, for --limit.
-        #[arg(long)]
-        used: Option<u64>,
-        /// The request: METHOD PATH, e.g. `POST /api/reports/export`.
-        #[arg(num_args = 2, value_names = ["METHOD", "PATH"])]
-        request: Vec<String>,
-        #[arg(long, value_enum, default_value = "text")]
-        format: Format,
-    },
+    Explain(ExplainArgs),
+}
+
+/// The flags of `tiergate token`.
+#[derive(Args)]
+struct TokenArgs {
+    /// The subscription claims: '{"plan":"pro","role":"admin","seats":"5"}'.
+    #[arg(long)]
+    claims: String,
+    /// An HMAC secret (at least 32 bytes) for HS256/384/512.
+    #[arg(long, conflicts_with = "key", required_unless_present = "key")]
+    secret: Option<String>,
+    /// A PEM private key file (RSA, EC P-256/P-384 or Ed25519).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The algorithm; default HS256 with --secret, and from the key type with --key.
+    #[arg(long)]
+    alg: Option<String>,
+    /// Lifetime, e.g. 300, 300s, 5m, 1h.
+    #[arg(long, default_value = "5m")]
+    ttl: String,
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    iss: String,
+    #[arg(long, default_value = "tiergate-demo")]
+    aud: String,
+    #[arg(long, default_value = "dev-user")]
+    sub: String,
+    #[arg(long)]
+    email: Option<String>,
+    #[arg(long, default_value = "dev")]
+    kid: String,
+    /// `json` prints {"access_token", "token_type", "expires_in"}.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+/// The flags of `tiergate explain`.
+#[derive(Args)]
+struct ExplainArgs {
+    /// The policy file.
+    #[arg(long)]
+    policy: PathBuf,
+    /// The caller's claims, as the token's claims object: '{"plan":"pro","seats":"5"}'.
+    #[arg(long, required_unless_present = "token", conflicts_with = "token")]
+    claims: Option<String>,
+    /// An access token to verify and read the claims from (with --secret or --public-key).
+    #[arg(long)]
+    token: Option<String>,
+    /// The HMAC secret that signed --token.
+    #[arg(long, requires = "token", conflicts_with = "public_key")]
+    secret: Option<String>,
+    /// A PEM public key (RSA, EC or Ed25519) that verifies --token.
+    #[arg(long, requires = "token")]
+    public_key: Option<PathBuf>,
+    /// With --token: the issuer to require (default: not checked).
+    #[arg(long, requires = "token")]
+    iss: Option<String>,
+    /// With --token: the audience to require (default: not checked).
+    #[arg(long, requires = "token")]
+    aud: Option<String>,
+    /// The time to decide at (RFC 3339); default: now.
+    #[arg(long)]
+    now: Option<String>,
+    /// A feature to ask about instead of a request.
+    #[arg(long, conflicts_with_all = ["limit", "request"])]
+    feature: Option<String>,
+    /// A limit to ask about instead of a request (with --used).
+    #[arg(long, requires = "used", conflicts_with = "request")]
+    limit: Option<String>,
+    /// How many are in use, for --limit.
+    #[arg(long)]
+    used: Option<u64>,
+    /// The request: METHOD PATH, e.g. `POST /api/reports/export`.
+    #[arg(num_args = 2, value_names = ["METHOD", "PATH"])]
+    request: Vec<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
 }
 
 fn main() -> ExitCode {
@@ -159,71 +167,8 @@ fn main() -> ExitCode {
         Command::Check { files, format } => check(&files, format),
         Command::Test { paths, format } => test(&paths, format),
         Command::Diff { old, new, format } => diff(&old, &new, format),
-        Command::Token {
-            claims,
-            secret,
-            key,
-            alg,
-            ttl,
-            iss,
-            aud,
-            sub,
-            email,
-            kid,
-            format,
-        } => token(
-            &claims,
-            secret.as_deref(),
-            key.as_deref(),
-            alg.as_deref(),
-            &ttl,
-            TokenIds {
-                iss,
-                aud,
-                sub,
-                email,
-                kid,
-            },
-            format,
-        ),
-        Command::Explain {
-            policy,
-            claims,
-            token,
-            secret,
-            public_key,
-            iss,
-            aud,
-            now,
-            feature,
-            limit,
-            used,
-            request,
-            format,
-        } => {
-            let claims = match (claims, token) {
-                (Some(c), _) => parse_claims(&c),
-                (None, Some(t)) => verified_claims(
-                    &t,
-                    secret.as_deref(),
-                    public_key.as_deref(),
-                    iss.as_deref(),
-                    aud.as_deref(),
-                ),
-                (None, None) => Err("give --claims or --token".into()),
-            };
-            claims.and_then(|c| {
-                explain(
-                    &policy,
-                    &c,
-                    now.as_deref(),
-                    feature,
-                    limit.zip(used),
-                    &request,
-                    format,
-                )
-            })
-        }
+        Command::Token(args) => token(args),
+        Command::Explain(args) => explain(args),
     };
     match result {
         Ok(code) => code,
@@ -239,15 +184,21 @@ fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
+/// A `check --format json` row: a located problem.
+fn diagnostic_row(file: &std::path::Path, d: &tiergate::Diagnostic) -> Value {
+    json!({ "file": file, "line": d.line, "column": d.column, "message": d.message, "help": d.help })
+}
+
+/// A row for a problem with the file as a whole (unreadable, too large).
+fn file_row(file: &std::path::Path, message: String) -> Value {
+    json!({ "file": file, "line": 0, "column": 0, "message": message, "help": null })
+}
+
 /// The JSON rows for one policy error: located problems, or one row for a file problem.
 fn error_rows(file: &std::path::Path, err: &PolicyError) -> Vec<Value> {
     match err.diagnostics() {
-        Some(d) => d
-            .items()
-            .iter()
-            .map(|i| json!({ "file": file, "line": i.line, "column": i.column, "message": i.message, "help": i.help }))
-            .collect(),
-        None => vec![json!({ "file": file, "line": 0, "column": 0, "message": err.to_string(), "help": null })],
+        Some(d) => d.items().iter().map(|i| diagnostic_row(file, i)).collect(),
+        None => vec![file_row(file, err.to_string())],
     }
 }
 
@@ -347,8 +298,10 @@ fn test(paths: &[PathBuf], format: Format) -> Result<ExitCode, String> {
                     Format::Json => {
                         let errors = match &e {
                             TestFileError::Policy(p) => error_rows(file, p),
-                            TestFileError::Invalid(d) => d.items().iter().map(|i| json!({ "file": file, "line": i.line, "column": i.column, "message": i.message, "help": i.help })).collect(),
-                            TestFileError::Io { .. } => vec![json!({ "file": file, "line": 0, "column": 0, "message": e.to_string(), "help": null })],
+                            TestFileError::Invalid(d) => {
+                                d.items().iter().map(|i| diagnostic_row(file, i)).collect()
+                            }
+                            TestFileError::Io { .. } => vec![file_row(file, e.to_string())],
                         };
                         json_files.push(json!({ "file": file, "passed": 0, "failed": 0, "failures": [], "error": errors }));
                     }
@@ -405,15 +358,6 @@ fn pem_key<K>(
         .ok()
 }
 
-/// The registered claims and key id a development token carries.
-struct TokenIds {
-    iss: String,
-    aud: String,
-    sub: String,
-    email: Option<String>,
-    kid: String,
-}
-
 /// `300`, `300s`, `5m`, `1h`, `2d` → seconds.
 fn parse_ttl(s: &str) -> Result<i64, String> {
     let (digits, unit) = s.trim().split_at(
@@ -436,30 +380,23 @@ fn parse_ttl(s: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("--ttl {s:?} must be positive"))
 }
 
-fn token(
-    claims: &str,
-    secret: Option<&str>,
-    key: Option<&std::path::Path>,
-    alg: Option<&str>,
-    ttl: &str,
-    ids: TokenIds,
-    format: Format,
-) -> Result<ExitCode, String> {
+fn token(args: TokenArgs) -> Result<ExitCode, String> {
     use jsonwebtoken::{EncodingKey, Header};
-    let claims: Value =
-        serde_json::from_str(claims).map_err(|e| format!("--claims is not JSON: {e}"))?;
-    if !claims.is_object() {
-        return Err("--claims must be a JSON object, e.g. '{\"plan\":\"pro\"}'".into());
-    }
-    let ttl = parse_ttl(ttl)?;
-    let alg: Option<Algorithm> = alg
+    let claims = parse_claims(&args.claims)?;
+    let ttl = parse_ttl(&args.ttl)?;
+    let alg: Option<Algorithm> = args
+        .alg
+        .as_deref()
         .map(|a| {
             a.to_ascii_uppercase().parse().map_err(|_| {
                 format!("--alg {a:?} is not a JWS algorithm (HS256, RS256, ES256, EdDSA, …)")
             })
         })
         .transpose()?;
-    let (key, candidates): (EncodingKey, Vec<Algorithm>) = match (secret, key) {
+    let (key, candidates): (EncodingKey, Vec<Algorithm>) = match (
+        args.secret.as_deref(),
+        args.key.as_deref(),
+    ) {
         (Some(s), None) => {
             if s.len() < 32 {
                 return Err(format!(
@@ -501,11 +438,11 @@ fn token(
     getrandom::fill(&mut jti).map_err(|e| format!("no randomness for the token id: {e}"))?;
     let now = Utc::now().timestamp();
     let mut payload = json!({
-        "iss": ids.iss, "aud": ids.aud, "sub": ids.sub, "iat": now, "exp": now + ttl,
+        "iss": args.iss, "aud": args.aud, "sub": args.sub, "iat": now, "exp": now + ttl,
         "jti": jti.iter().map(|b| format!("{b:02x}")).collect::<String>(),
         "claims": claims,
     });
-    if let Some(email) = ids.email {
+    if let Some(email) = args.email {
         payload["email"] = json!(email);
     }
     // An EC key's curve decides between ES256 and ES384: the first that signs is it.
@@ -513,10 +450,10 @@ fn token(
     for alg in candidates {
         let mut header = Header::new(alg);
         header.typ = Some("at+jwt".into());
-        header.kid = Some(ids.kid.clone());
+        header.kid = Some(args.kid.clone());
         match jsonwebtoken::encode(&header, &payload, &key) {
             Ok(t) => {
-                match format {
+                match args.format {
                     Format::Json => print_json(
                         &json!({ "access_token": t, "token_type": "Bearer", "expires_in": ttl }),
                     ),
@@ -631,23 +568,26 @@ fn verified_claims(
         .unwrap_or_else(|| json!({})))
 }
 
-fn explain(
-    policy_path: &std::path::Path,
-    claims_json: &Value,
-    now: Option<&str>,
-    feature: Option<String>,
-    limit: Option<(String, u64)>,
-    request: &[String],
-    format: Format,
-) -> Result<ExitCode, String> {
-    let policy = match Policy::from_file(policy_path) {
+fn explain(args: ExplainArgs) -> Result<ExitCode, String> {
+    let claims_json = match (&args.claims, &args.token) {
+        (Some(c), _) => parse_claims(c)?,
+        (None, Some(t)) => verified_claims(
+            t,
+            args.secret.as_deref(),
+            args.public_key.as_deref(),
+            args.iss.as_deref(),
+            args.aud.as_deref(),
+        )?,
+        (None, None) => return Err("give --claims or --token".into()),
+    };
+    let policy = match Policy::from_file(&args.policy) {
         Ok(p) => p,
         Err(e) => {
             println!("{e}");
             return Ok(ExitCode::FAILURE);
         }
     };
-    let now: DateTime<Utc> = match now {
+    let now: DateTime<Utc> = match args.now.as_deref() {
         Some(t) => DateTime::parse_from_rfc3339(t)
             .map_err(|e| {
                 format!("--now {t:?} is not an RFC 3339 time (e.g. 2026-04-01T12:00:00Z): {e}")
@@ -655,9 +595,10 @@ fn explain(
             .with_timezone(&Utc),
         None => Utc::now(),
     };
-    let parsed = Claims::from_object(claims_json);
+    let parsed = Claims::from_object(&claims_json);
     let ent = policy.entitlements(&parsed, now);
-    let (question, decision) = match (&feature, &limit, request) {
+    let limit = args.limit.clone().zip(args.used);
+    let (question, decision) = match (&args.feature, &limit, args.request.as_slice()) {
         (Some(f), None, []) => (Question::Feature(f.clone()), ent.check(f)),
         (None, Some((l, used)), []) => (
             Question::Limit(l.clone(), *used),
@@ -673,7 +614,7 @@ fn explain(
             );
         }
     };
-    match format {
+    match args.format {
         Format::Json => {
             let mut out = serde_json::to_value(decision).map_err(|e| e.to_string())?;
             out["question"] = json!(question.to_string());
