@@ -45,10 +45,20 @@ impl Policy {
 
     /// Compiles a policy from YAML text, naming it `name` in errors and decisions.
     pub fn from_yaml_named(source: &str, name: &str) -> Result<Policy, PolicyError> {
+        Policy::compile_source(source, name, Revision::of(source))
+    }
+
+    /// The three stages, for a caller that has already hashed `source` (the reloader
+    /// compares revisions before compiling, and should not hash the file twice).
+    pub(crate) fn compile_source(
+        source: &str,
+        name: &str,
+        revision: Revision,
+    ) -> Result<Policy, PolicyError> {
         let invalid = |items| PolicyError::Invalid(Diagnostics::new(name, source, items));
         let doc = parse::parse_policy(source).map_err(invalid)?;
         let checked = validate::validate(&doc).map_err(invalid)?;
-        let compiled = compile::compile(checked, name, Revision::of(source)).map_err(|e| {
+        let compiled = compile::compile(checked, name, revision).map_err(|e| {
             invalid(vec![Diagnostic::at(
                 0,
                 0,

@@ -83,6 +83,18 @@ impl Names {
     fn suggest(&self, name: &str) -> Option<&str> {
         did_you_mean(name, self.order.iter().map(String::as_str))
     }
+
+    /// The id of `name`, adding it in first-seen order if it is new (limits are
+    /// declared by use, not in a section of their own).
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.get(name) {
+            return id;
+        }
+        let id = self.order.len() as u32;
+        self.ids.insert(name.to_owned(), id);
+        self.order.push(name.to_owned());
+        id
+    }
 }
 
 struct Checker {
@@ -287,17 +299,7 @@ pub(crate) fn validate(doc: &PolicyDoc) -> Result<Checked, Vec<Diagnostic>> {
         let mut limits = Vec::new();
         for (lname, value) in &plan.limits.0 {
             ck.check_name("limit", lname);
-            let id = match limit_names.get(&lname.value) {
-                Some(id) => id,
-                None => {
-                    limit_names
-                        .ids
-                        .insert(lname.value.clone(), limit_names.order.len() as u32);
-                    limit_names.order.push(lname.value.clone());
-                    limit_names.order.len() as u32 - 1
-                }
-            };
-            limits.push((id, value.value));
+            limits.push((limit_names.intern(&lname.value), value.value));
         }
         plans.push(CheckedPlan {
             name: name.value.clone(),

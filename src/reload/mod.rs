@@ -229,10 +229,11 @@ impl PolicyStore {
         let _one_at_a_time = lock(&self.inner.reloading);
         let current = self.inner.active.load().revision;
         let outcome = read_policy_file(path).and_then(|source| {
-            if Revision::of(&source) == current {
+            let revision = Revision::of(&source);
+            if revision == current {
                 return Ok(None);
             }
-            Policy::from_yaml_named(&source, &path.display().to_string()).map(Some)
+            Policy::compile_source(&source, &path.display().to_string(), revision).map(Some)
         });
         let mut state = lock(&self.inner.state);
         match outcome {
