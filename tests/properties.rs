@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 use serde_json::{Value, json};
-use tiergate::{Claims, Policy, Reason};
+use tiergate::{Claims, Entitlements, Policy, Reason};
 
 // ---------- the model ----------
 
@@ -687,6 +688,36 @@ fn compile(m: &Model) -> Policy {
     Policy::from_yaml(&yaml).unwrap_or_else(|e| panic!("generated policy must load:\n{yaml}\n{e}"))
 }
 
+/// Everything `before` may do (every request, every feature), `after` may do too.
+fn assert_keeps_access(
+    before: &Entitlements,
+    after: &Entitlements,
+    context: &str,
+) -> Result<(), TestCaseError> {
+    for method in REQUEST_METHODS {
+        for path in request_paths() {
+            if before.check_route(method, &path).allowed() {
+                prop_assert!(
+                    after.check_route(method, &path).allowed(),
+                    "{} {} lost {}",
+                    method,
+                    path,
+                    context
+                );
+            }
+        }
+    }
+    for feature in before.policy().features() {
+        prop_assert!(
+            !before.has(feature) || after.has(feature),
+            "feature {} lost {}",
+            feature,
+            context
+        );
+    }
+    Ok(())
+}
+
 // ---------- properties ----------
 
 proptest! {
@@ -767,16 +798,7 @@ proptest! {
         for c in &cs {
             let claims = Claims::from_object(&c.json(&m));
             let (a, b) = (before.entitlements(&claims, now()), after.entitlements(&claims, now()));
-            for method in REQUEST_METHODS {
-                for path in request_paths() {
-                    if a.check_route(method, &path).allowed() {
-                        prop_assert!(b.check_route(method, &path).allowed(), "{} {} lost after adding f{} to p{}", method, path, f, p);
-                    }
-                }
-            }
-            for feature in before.features() {
-                prop_assert!(!a.has(feature) || b.has(feature));
-            }
+            assert_keeps_access(&a, &b, &format!("after adding f{f} to p{p}"))?;
         }
     }
 
@@ -800,13 +822,7 @@ proptest! {
                 on_child["plan"] = json!(cn);
                 on_parent["plan"] = json!(pn);
                 let (ce, pe) = (policy.entitlements(&Claims::from_object(&on_child), now()), policy.entitlements(&Claims::from_object(&on_parent), now()));
-                for method in REQUEST_METHODS {
-                    for path in request_paths() {
-                        if pe.check_route(method, &path).allowed() {
-                            prop_assert!(ce.check_route(method, &path).allowed(), "{} {}: {} allowed, {} denied", method, path, pn, cn);
-                        }
-                    }
-                }
+                assert_keeps_access(&pe, &ce, &format!("on {cn}, which extends {pn}"))?;
             }
         }
     }
