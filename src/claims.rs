@@ -92,24 +92,29 @@ pub struct Claims {
 impl Claims {
     /// Reads the claims from a token payload at `location`.
     pub fn from_payload(payload: &Value, location: &ClaimsLocation) -> Claims {
+        match payload {
+            Value::Object(map) => Claims::from_payload_map(map, location),
+            _ => Claims::default(),
+        }
+    }
+
+    /// [`from_payload`](Self::from_payload) for a payload already known to be an object.
+    pub fn from_payload_map(payload: &Map<String, Value>, location: &ClaimsLocation) -> Claims {
         match location {
             ClaimsLocation::Nested(key) => match payload.get(key) {
-                Some(obj @ Value::Object(_)) => Claims::from_object(obj),
+                Some(Value::Object(obj)) => Claims::from_map(obj),
                 _ => Claims::default(),
             },
-            ClaimsLocation::TopLevel => Claims::from_object(payload),
+            ClaimsLocation::TopLevel => Claims::from_map(payload),
             ClaimsLocation::Namespaced(prefix) => {
-                let Value::Object(map) = payload else {
-                    return Claims::default();
-                };
-                let stripped: Map<String, Value> = map
+                let stripped: Map<String, Value> = payload
                     .iter()
                     .filter_map(|(k, v)| {
                         k.strip_prefix(prefix.as_str())
                             .map(|k| (k.to_owned(), v.clone()))
                     })
                     .collect();
-                Claims::from_object(&Value::Object(stripped))
+                Claims::from_map(&stripped)
             }
         }
     }
@@ -117,9 +122,14 @@ impl Claims {
     /// Reads the claims from the claims object itself: `{"plan": "pro", "seats": 5, ...}`.
     /// Anything that is not an object gives empty claims.
     pub fn from_object(object: &Value) -> Claims {
-        let Value::Object(map) = object else {
-            return Claims::default();
-        };
+        match object {
+            Value::Object(map) => Claims::from_map(map),
+            _ => Claims::default(),
+        }
+    }
+
+    /// Reads the claims from the members of the claims object.
+    pub fn from_map(map: &Map<String, Value>) -> Claims {
         let mut claims = Claims::default();
         for (key, value) in map {
             match key.as_str() {

@@ -48,15 +48,22 @@
 pub mod claims;
 pub mod diff;
 pub mod engine;
+#[cfg(feature = "axum")]
+pub mod extract;
+#[cfg(feature = "tonic")]
+pub mod grpc;
+pub mod layer;
 pub mod policy;
 pub mod policy_test;
 pub mod reload;
+pub mod token;
 
 pub use claims::{Claims, ClaimsLocation};
 pub use engine::{
     Decision, Entitlements, Limit, LimitUsage, Notes, PlanSource, Policy, Reason, Revision,
     RuleRef, Summary, Trial,
 };
+pub use layer::{TierGate, TierGateBuilder, TierGateLayer, require_feature};
 pub use policy::{Diagnostic, Diagnostics, PolicyError};
 pub use reload::{PolicyStore, WatchOptions};
 

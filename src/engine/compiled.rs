@@ -82,6 +82,7 @@ pub(crate) struct RuleDef {
     pub methods: Option<Box<[Box<str>]>>,
     pub line: u32,
     pub access: Access,
+    pub enforce: bool,
 }
 
 pub(crate) struct Compiled {

@@ -220,6 +220,12 @@ impl<'p> RuleRef<'p> {
     pub fn line(&self) -> u32 {
         self.policy.rules[self.id as usize].line
     }
+
+    /// `false` when the rule says `enforce: false` (observe mode): the layer logs a
+    /// denial of this rule as a would-be denial and lets the request through.
+    pub fn enforced(&self) -> bool {
+        self.policy.rules[self.id as usize].enforce
+    }
 }
 
 impl fmt::Debug for RuleRef<'_> {
@@ -317,6 +323,40 @@ impl<'p> Decision<'p> {
     /// Claims that were malformed or unknown and treated as absent.
     pub fn notes(&self) -> Notes {
         self.notes
+    }
+
+    /// One sentence for the person who was refused (or let in), naming the plan that
+    /// would help: what the layer sends as a 403's `detail`.
+    pub fn explanation(&self) -> String {
+        let plan = self.plan();
+        let feature = self.feature().unwrap_or("this");
+        let mut text = match self.reason {
+            Reason::Public => "The route is public.".to_owned(),
+            Reason::Granted => format!("Allowed: the {plan} plan grants it."),
+            Reason::Authenticated => "Allowed for any signed-in caller.".to_owned(),
+            Reason::WithinLimit => "Allowed: usage is within the limit.".to_owned(),
+            Reason::FeatureNotInPlan => format!("The {plan} plan does not include {feature}."),
+            Reason::RoleRequired => match self.role() {
+                Some(role) => format!("This needs the {role} role."),
+                None => format!("{feature} comes only with a role you do not have."),
+            },
+            Reason::PlanRequired => format!("This is not available on the {plan} plan."),
+            Reason::TrialExpired => format!("{feature} came with your trial, which has ended."),
+            Reason::TrialRequired => "This is available only during a trial.".to_owned(),
+            Reason::SeatsRequired => format!("{feature} needs more seats."),
+            Reason::LimitReached => match self.limit() {
+                Some((name, u)) => format!("You have used {} of {} {name}.", u.used, u.limit),
+                None => "The limit is reached.".to_owned(),
+            },
+            Reason::NoMatchingRoute => "No policy rule covers this request.".to_owned(),
+            Reason::ConditionNotMet => "A condition of this rule does not hold.".to_owned(),
+            Reason::UnknownFeature => "The policy does not declare this feature.".to_owned(),
+            Reason::UnknownLimit => "The policy does not set this limit.".to_owned(),
+        };
+        if let Some(up) = self.upgrade_to() {
+            text.push_str(&format!(" The {up} plan includes it."));
+        }
+        text
     }
 }
 

@@ -107,6 +107,7 @@ pub(crate) fn compile(
             pattern: r.pattern.into(),
             line: r.line,
             access: r.access,
+            enforce: r.enforce,
         })
         .collect();
 

@@ -86,6 +86,10 @@ pub(crate) struct RouteDoc {
     pub public: Option<Spanned<bool>>,
     #[serde(default)]
     pub require: Option<Spanned<Condition>>,
+    /// `false` puts the route in observe mode: the layer logs would-be denials and
+    /// lets the request through.
+    #[serde(default)]
+    pub enforce: Option<Spanned<bool>>,
     /// Accepted so authors can say what a route is for; the engine does not read it.
     #[serde(default)]
     #[allow(dead_code)]

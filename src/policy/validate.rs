@@ -39,6 +39,7 @@ pub(crate) struct CheckedRule {
     pub methods: Option<Vec<usize>>,
     pub line: u32,
     pub access: Access,
+    pub enforce: bool,
 }
 
 /// A policy whose every name resolves: ready to compile.
@@ -594,6 +595,16 @@ fn check_routes(ck: &mut Checker, doc: &PolicyDoc) -> Vec<CheckedRule> {
         }
 
         let public = r.public.as_ref().is_some_and(|p| p.value);
+        let enforce = r.enforce.as_ref().is_none_or(|e| e.value);
+        if let (Some(e), true) = (&r.enforce, public) {
+            ck.error(
+                &e.referenced,
+                1,
+                "a route is `public: true` and has `enforce`".into(),
+                "remove `enforce`: a public route denies no one, so there is nothing to observe"
+                    .into(),
+            );
+        }
         let access = match (&r.require, public) {
             (Some(req), true) => {
                 ck.error(
@@ -615,6 +626,7 @@ fn check_routes(ck: &mut Checker, doc: &PolicyDoc) -> Vec<CheckedRule> {
                 methods,
                 line: line as u32,
                 access,
+                enforce,
             });
         }
     }

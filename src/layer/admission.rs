@@ -1,0 +1,242 @@
+//! One request's admission: take the token, verify it, decide the route.
+//!
+//! Synchronous on purpose: everything here is CPU work. The only wait — a JWKS
+//! refetch for a `kid` not seen yet — is reported as [`Admission::Fetch`] and
+//! done by the service's response future.
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, COOKIE};
+use http::{HeaderMap, Method, Response};
+use http_body_util::Full;
+
+use super::GateInner;
+use super::response::{self, Protocol};
+use crate::token::{TokenError, TokenErrorKind as Kind, VerifiedToken};
+use crate::{Entitlements, Policy};
+
+/// What the handler gets: a verified caller, or nobody (a public route).
+pub(crate) type Admitted = Option<(VerifiedToken, Entitlements)>;
+
+/// What to do with a request.
+pub(crate) enum Admission {
+    /// Let it through, with these extensions.
+    Pass(Admitted),
+    /// Answer with this response.
+    Deny(Response<Full<Bytes>>),
+    /// The token names a `kid` no loaded key has: refetch the JWKS, then decide.
+    Fetch(String),
+}
+
+impl GateInner {
+    /// Decides a request, except when a JWKS refetch is needed.
+    pub(crate) fn admit(&self, method: &Method, path: &str, headers: &HeaderMap) -> Admission {
+        let protocol = Protocol::of(headers);
+        if self.store.is_stale() {
+            tracing::error!(target: "tiergate", "refusing requests: the policy is older than its maximum staleness");
+            return Admission::Deny(response::unavailable(
+                "policy_stale",
+                "the access policy could not be refreshed; try again shortly",
+                protocol,
+            ));
+        }
+        let token = match bearer_token(headers, self.cookie.as_deref()) {
+            Ok(Some(t)) => t,
+            Ok(None) => return self.finish(method, path, protocol, Ok(None)).into(),
+            Err(e) => return self.finish(method, path, protocol, Err(e)).into(),
+        };
+        let now = (self.clock)();
+        match self.verifier.verify(token, now) {
+            Err(e) if self.verifier.may_refetch(&e) => Admission::Fetch(token.to_owned()),
+            result => self.finish(method, path, protocol, result.map(Some)).into(),
+        }
+    }
+
+    /// Decides a request once the token is verified (or refused, or absent).
+    pub(crate) fn finish(
+        &self,
+        method: &Method,
+        path: &str,
+        protocol: Protocol,
+        token: Result<Option<VerifiedToken>, TokenError>,
+    ) -> Result<Admitted, Response<Full<Bytes>>> {
+        let policy: Policy = self.store.policy();
+        let method = method.as_str();
+        let public = policy.is_public(method, path);
+        let token = match token {
+            Ok(Some(t)) => t,
+            Ok(None) | Err(_) if public => return Ok(None),
+            Ok(None) => {
+                let e = TokenError::new(
+                    Kind::MissingToken,
+                    "send `Authorization: Bearer <access token>`",
+                );
+                return self.unauthorized(method, path, protocol, &e);
+            }
+            Err(e) => return self.unauthorized(method, path, protocol, &e),
+        };
+        let ent = policy.entitlements(token.claims(), (self.clock)());
+        let d = ent.check_route(method, path);
+        let rule = d.rule().map(|r| r.pattern());
+        let revision = d.revision();
+        if d.allowed() {
+            tracing::debug!(
+                target: "tiergate", method, path, allowed = true, reason = d.reason().code(),
+                rule, plan = d.plan(), %revision, sub = token.subject(), "allowed"
+            );
+        } else if !self.enforce || d.rule().is_some_and(|r| !r.enforced()) {
+            tracing::warn!(
+                target: "tiergate", method, path, allowed = true, would_deny = true,
+                reason = d.reason().code(), rule, plan = d.plan(), upgrade_to = d.upgrade_to(),
+                %revision, sub = token.subject(), "observe mode: this request would be denied"
+            );
+        } else {
+            tracing::info!(
+                target: "tiergate", method, path, allowed = false, reason = d.reason().code(),
+                rule, plan = d.plan(), upgrade_to = d.upgrade_to(), %revision,
+                sub = token.subject(), "denied"
+            );
+            return Err(response::forbidden(&d, protocol));
+        }
+        Ok(Some((token, ent)))
+    }
+
+    fn unauthorized(
+        &self,
+        method: &str,
+        path: &str,
+        protocol: Protocol,
+        e: &TokenError,
+    ) -> Result<Admitted, Response<Full<Bytes>>> {
+        tracing::info!(
+            target: "tiergate", method, path, allowed = false, reason = e.code(),
+            detail = e.detail(), "token refused"
+        );
+        Err(response::unauthorized(e, protocol))
+    }
+}
+
+impl From<Result<Admitted, Response<Full<Bytes>>>> for Admission {
+    fn from(r: Result<Admitted, Response<Full<Bytes>>>) -> Self {
+        match r {
+            Ok(ext) => Admission::Pass(ext),
+            Err(res) => Admission::Deny(res),
+        }
+    }
+}
+
+/// The bearer token: from exactly one `Authorization: Bearer` header (scheme in any
+/// case), else from the named cookie. `Ok(None)` when the request carries none.
+pub(crate) fn bearer_token<'h>(
+    headers: &'h HeaderMap,
+    cookie: Option<&str>,
+) -> Result<Option<&'h str>, TokenError> {
+    let mut auth = headers.get_all(AUTHORIZATION).iter();
+    if let Some(value) = auth.next() {
+        if auth.next().is_some() {
+            return Err(TokenError::new(
+                Kind::AmbiguousCredentials,
+                "send exactly one Authorization header",
+            ));
+        }
+        let value = value.to_str().map_err(|_| {
+            TokenError::new(
+                Kind::MalformedToken,
+                "the Authorization header is not ASCII",
+            )
+        })?;
+        let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(TokenError::new(
+                Kind::UnsupportedScheme,
+                "use the Bearer scheme: `Authorization: Bearer <access token>`",
+            ));
+        }
+        let token = token.trim_start_matches(' ');
+        if token.is_empty() {
+            return Err(TokenError::new(
+                Kind::MissingToken,
+                "the Bearer token is empty",
+            ));
+        }
+        return Ok(Some(token));
+    }
+    let Some(name) = cookie else { return Ok(None) };
+    let mut found = None;
+    for header in headers.get_all(COOKIE) {
+        let Ok(header) = header.to_str() else {
+            continue;
+        };
+        for pair in header.split(';') {
+            let Some((k, v)) = pair.trim().split_once('=') else {
+                continue;
+            };
+            if k == name {
+                if found.is_some() {
+                    return Err(TokenError::new(
+                        Kind::AmbiguousCredentials,
+                        "the token cookie appears more than once",
+                    ));
+                }
+                found = Some(v.trim_matches('"'));
+            }
+        }
+    }
+    Ok(found.filter(|v| !v.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer abc", "bearer abc", "BEARER  abc"] {
+            let h = headers(&[("authorization", v)]);
+            assert_eq!(bearer_token(&h, None).unwrap(), Some("abc"), "{v}");
+        }
+    }
+
+    #[test]
+    fn two_authorization_headers_are_refused() {
+        let h = headers(&[("authorization", "Bearer a"), ("authorization", "Bearer b")]);
+        assert_eq!(
+            bearer_token(&h, None).unwrap_err().kind(),
+            Kind::AmbiguousCredentials
+        );
+    }
+
+    #[test]
+    fn other_schemes_and_empty_tokens_are_refused() {
+        let h = headers(&[("authorization", "Basic dXNlcjpwdw==")]);
+        assert_eq!(
+            bearer_token(&h, None).unwrap_err().kind(),
+            Kind::UnsupportedScheme
+        );
+        let h = headers(&[("authorization", "Bearer")]);
+        assert_eq!(
+            bearer_token(&h, None).unwrap_err().kind(),
+            Kind::MissingToken
+        );
+    }
+
+    #[test]
+    fn the_cookie_is_read_only_when_configured_and_never_twice() {
+        let h = headers(&[("cookie", "theme=dark; at=tok.en.sig")]);
+        assert_eq!(bearer_token(&h, None).unwrap(), None);
+        assert_eq!(bearer_token(&h, Some("at")).unwrap(), Some("tok.en.sig"));
+        let h = headers(&[("cookie", "at=a"), ("cookie", "at=b")]);
+        assert_eq!(
+            bearer_token(&h, Some("at")).unwrap_err().kind(),
+            Kind::AmbiguousCredentials
+        );
+    }
+}

@@ -1,0 +1,298 @@
+//! The tower layer: verify the access token, decide the route, hand `Entitlements`
+//! to the handler. One layer serves axum routers and tonic servers alike.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use tiergate::{Entitlements, TierGate, Policy};
+//! use tiergate::token::{Algorithm, Verifier};
+//!
+//! async fn export(ent: Entitlements) -> String {
+//!     format!("exporting on the {} plan", ent.plan())
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let gate = TierGate::builder()
+//!     .policy(Policy::from_yaml(tiergate::EXAMPLE_POLICY)?) // or .policy_file("policies/saas.yaml")
+//!     .verifier(
+//!         Verifier::builder()
+//!             .hmac_secret(Algorithm::HS256, b"an example secret of at least 32 bytes!")
+//!             .issuer("https://auth.example.com")
+//!             .audience("my-api")
+//!             .build()?,
+//!     )
+//!     .build()?;
+//!
+//! let app: Router = Router::new()
+//!     .route("/api/reports/export", axum::routing::post(export))
+//!     .route("/healthz", get(|| async { "ok" }))
+//!     .layer(gate.layer());
+//! # Ok(()) }
+//! ```
+//!
+//! What a request meets, in order: a stale policy (past
+//! [`PolicyStore::set_max_staleness`]) → 503; a public route → passes (with
+//! Entitlements if a valid token came along); no or a bad token → 401 with a
+//! `reason`; a denied rule → 403 with the reason, the plan and `upgrade_to`, unless
+//! the layer or the rule is in observe mode; otherwise the handler runs with
+//! [`Entitlements`] and [`VerifiedToken`] in the request extensions.
+
+mod admission;
+mod require_feature;
+mod response;
+mod service;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tower_layer::Layer;
+
+pub use require_feature::{RequireFeature, RequireFeatureLayer, require_feature};
+pub use service::{GateBody, ResponseFuture, TierGateService};
+
+use crate::reload::{PolicyStore, WatchHandle, WatchOptions};
+use crate::token::{ConfigError, VerifiedToken, Verifier};
+use crate::{Entitlements, Policy, PolicyError};
+
+/// The clock the gate reads: "now" for `exp`/`nbf`/`iat` and for trials.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// A configured gate: the policy store, the verifier and the options. Cheap to
+/// clone; [`layer`](Self::layer) wraps a router or server with it.
+#[derive(Clone)]
+pub struct TierGate(Arc<GateInner>);
+
+pub(crate) struct GateInner {
+    pub(crate) store: PolicyStore,
+    pub(crate) verifier: Verifier,
+    pub(crate) enforce: bool,
+    pub(crate) cookie: Option<String>,
+    pub(crate) clock: Clock,
+    _watch: Option<WatchHandle>,
+}
+
+impl fmt::Debug for TierGate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TierGate")
+            .field("store", &self.0.store)
+            .field("verifier", &self.0.verifier)
+            .field("enforce", &self.0.enforce)
+            .field("cookie", &self.0.cookie)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TierGate {
+    /// Starts a configuration: a policy and a verifier are required.
+    pub fn builder() -> TierGateBuilder {
+        TierGateBuilder {
+            policy: None,
+            verifier: None,
+            enforce: true,
+            cookie: None,
+            clock: None,
+            watch: Some(WatchOptions::default()),
+        }
+    }
+
+    /// The tower layer: `.layer(gate.layer())` on an axum `Router` or a tonic `Server`.
+    pub fn layer(&self) -> TierGateLayer {
+        TierGateLayer { gate: self.clone() }
+    }
+
+    /// The policy store, for status pages (`store().status()`) and manual reloads.
+    pub fn store(&self) -> &PolicyStore {
+        &self.0.store
+    }
+
+    /// The token verifier.
+    pub fn verifier(&self) -> &Verifier {
+        &self.0.verifier
+    }
+
+    /// The time the gate uses for decisions.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.0.clock)()
+    }
+}
+
+/// Where the policy comes from.
+enum PolicySource {
+    File(PathBuf),
+    Fixed(Policy),
+    Store(PolicyStore),
+}
+
+/// Builds a [`TierGate`].
+pub struct TierGateBuilder {
+    policy: Option<PolicySource>,
+    verifier: Option<Verifier>,
+    enforce: bool,
+    cookie: Option<String>,
+    clock: Option<Clock>,
+    watch: Option<WatchOptions>,
+}
+
+impl fmt::Debug for TierGateBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TierGateBuilder")
+            .field("verifier", &self.verifier)
+            .field("enforce", &self.enforce)
+            .field("cookie", &self.cookie)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TierGateBuilder {
+    /// A policy file, loaded now (a bad file fails [`build`](Self::build): the app
+    /// refuses to start rather than run without a policy) and watched for changes.
+    pub fn policy_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.policy = Some(PolicySource::File(path.into()));
+        self
+    }
+
+    /// A fixed, in-memory policy.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(PolicySource::Fixed(policy));
+        self
+    }
+
+    /// A store you manage (shared with other parts of the app, watched or not).
+    pub fn store(mut self, store: PolicyStore) -> Self {
+        self.policy = Some(PolicySource::Store(store));
+        self
+    }
+
+    /// Watch options for [`policy_file`](Self::policy_file) (default: 200 ms debounce,
+    /// 10 s poll); `None` loads the file once and never watches it.
+    pub fn watch(mut self, options: Option<WatchOptions>) -> Self {
+        self.watch = options;
+        self
+    }
+
+    /// The token verifier (keys, issuer, audience, leeway, claims location).
+    pub fn verifier(mut self, verifier: Verifier) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// `false` is observe mode for the whole layer: denials are logged at `warn` as
+    /// would-be denials and the request goes through (a missing or bad token still
+    /// gets 401: observe mode is for rolling out tiers, not for skipping sign-in).
+    pub fn enforce(mut self, enforce: bool) -> Self {
+        self.enforce = enforce;
+        self
+    }
+
+    /// Also read the token from this cookie when there is no `Authorization` header.
+    pub fn cookie(mut self, name: impl Into<String>) -> Self {
+        self.cookie = Some(name.into());
+        self
+    }
+
+    /// Replaces the system clock (tests pin "now").
+    pub fn clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Loads the policy and checks the configuration.
+    pub fn build(self) -> Result<TierGate, BuildError> {
+        let verifier = self.verifier.ok_or(BuildError::NoVerifier)?;
+        let (store, watch) = match self.policy.ok_or(BuildError::NoPolicy)? {
+            PolicySource::Fixed(p) => (PolicyStore::fixed(p), None),
+            PolicySource::Store(s) => (s, None),
+            PolicySource::File(path) => {
+                let store = PolicyStore::open(&path)?;
+                let watch = match self.watch {
+                    Some(options) => Some(store.watch(options).map_err(|e| BuildError::Watch {
+                        path,
+                        message: e.to_string(),
+                    })?),
+                    None => None,
+                };
+                (store, watch)
+            }
+        };
+        Ok(TierGate(Arc::new(GateInner {
+            store,
+            verifier,
+            enforce: self.enforce,
+            cookie: self.cookie,
+            clock: self.clock.unwrap_or_else(|| Arc::new(Utc::now)),
+            _watch: watch,
+        })))
+    }
+}
+
+/// Why a gate could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// No `.policy`, `.policy_file` or `.store`.
+    #[error("no policy: call .policy_file(\"policies/saas.yaml\"), .policy(..) or .store(..)")]
+    NoPolicy,
+    /// No `.verifier`.
+    #[error("no verifier: call .verifier(Verifier::builder()...build()?)")]
+    NoVerifier,
+    /// The policy file is missing or invalid.
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
+    /// The verifier configuration is invalid.
+    #[error("{0}")]
+    Verifier(#[from] ConfigError),
+    /// The policy file could not be watched.
+    #[error("cannot watch {path:?}: {message}")]
+    Watch {
+        /// The policy file.
+        path: PathBuf,
+        /// The watcher's error.
+        message: String,
+    },
+}
+
+/// The tower [`Layer`] of a [`TierGate`].
+#[derive(Clone, Debug)]
+pub struct TierGateLayer {
+    gate: TierGate,
+}
+
+impl<S> Layer<S> for TierGateLayer {
+    type Service = TierGateService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TierGateService::new(self.gate.clone(), inner)
+    }
+}
+
+/// Marks a request that passed a public route without a valid token, so extractors
+/// can answer 401 (sign in) rather than 500 (layer missing).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Anonymous;
+
+/// What extractors and guards answer when a request has no Entitlements.
+pub(crate) fn missing_entitlements(
+    extensions: &http::Extensions,
+    headers: &http::HeaderMap,
+) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    let protocol = response::Protocol::of(headers);
+    if extensions.get::<Anonymous>().is_some() {
+        let err = crate::token::TokenError::new(
+            crate::token::TokenErrorKind::MissingToken,
+            "this needs a signed-in caller; send `Authorization: Bearer <token>`",
+        );
+        return response::unauthorized(&err, protocol);
+    }
+    response::misconfigured(
+        "no Entitlements on this request: the route is not behind tiergate's layer (add .layer(gate.layer()) to the router that serves it)",
+        protocol,
+    )
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<TierGate>();
+    is::<Entitlements>();
+    is::<VerifiedToken>();
+}

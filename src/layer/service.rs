@@ -1,0 +1,161 @@
+//! The tower `Service` and its response future.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{Either, Full};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::admission::{Admission, Admitted};
+use super::response::Protocol;
+use super::{Anonymous, TierGate};
+
+/// The response body of a gated service: the inner service's body, or the layer's
+/// own problem+json (or empty gRPC) body for a denial.
+pub type GateBody<B> = Either<B, Full<Bytes>>;
+
+/// The service a [`super::TierGateLayer`] wraps around an inner service.
+#[derive(Clone, Debug)]
+pub struct TierGateService<S> {
+    gate: TierGate,
+    inner: S,
+}
+
+impl<S> TierGateService<S> {
+    pub(crate) fn new(gate: TierGate, inner: S) -> Self {
+        TierGateService { gate, inner }
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+pin_project! {
+    /// The response future of [`TierGateService`] (and of the `require_feature` guard).
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        state: State<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = Projection]
+    enum State<F, B, E> {
+        // Admitted: the inner service's future.
+        Inner { #[pin] future: F },
+        // Denied: the response, taken once.
+        Denied { response: Option<Response<Full<Bytes>>> },
+        // Waiting for a JWKS refetch, then deciding and maybe calling the inner service.
+        Fetching { future: BoxFuture<Result<Response<GateBody<B>>, E>> },
+    }
+}
+
+impl<F, B, E> ResponseFuture<F, B, E> {
+    pub(crate) fn inner(future: F) -> Self {
+        ResponseFuture {
+            state: State::Inner { future },
+        }
+    }
+
+    pub(crate) fn denied(response: Response<Full<Bytes>>) -> Self {
+        ResponseFuture {
+            state: State::Denied {
+                response: Some(response),
+            },
+        }
+    }
+
+    fn fetching(future: BoxFuture<Result<Response<GateBody<B>>, E>>) -> Self {
+        ResponseFuture {
+            state: State::Fetching { future },
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<GateBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            Projection::Inner { future } => match future.poll(cx) {
+                Poll::Ready(Ok(res)) => Poll::Ready(Ok(res.map(Either::Left))),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            },
+            Projection::Denied { response } => match response.take() {
+                Some(res) => Poll::Ready(Ok(res.map(Either::Right))),
+                None => panic!("ResponseFuture polled after completion"),
+            },
+            Projection::Fetching { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for TierGateService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<GateBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let admission = self
+            .gate
+            .0
+            .admit(req.method(), req.uri().path(), req.headers());
+        match admission {
+            Admission::Pass(ext) => {
+                insert(&mut req, ext);
+                ResponseFuture::inner(self.inner.call(req))
+            }
+            Admission::Deny(response) => ResponseFuture::denied(response),
+            Admission::Fetch(token) => {
+                // The inner service was made ready by poll_ready; take that one and
+                // leave a clone for the next call (tower's usual pattern).
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let gate = self.gate.clone();
+                ResponseFuture::fetching(Box::pin(async move {
+                    let g = &gate.0;
+                    let verified = g.verifier.verify_fetching(&token, (g.clock)()).await;
+                    let protocol = Protocol::of(req.headers());
+                    let path = req.uri().path().to_owned();
+                    match g.finish(req.method(), &path, protocol, verified.map(Some)) {
+                        Ok(ext) => {
+                            insert(&mut req, ext);
+                            Ok(inner.call(req).await?.map(Either::Left))
+                        }
+                        Err(res) => Ok(res.map(Either::Right)),
+                    }
+                }))
+            }
+        }
+    }
+}
+
+fn insert<B>(req: &mut Request<B>, ext: Admitted) {
+    match ext {
+        Some((token, ent)) => {
+            req.extensions_mut().insert(token);
+            req.extensions_mut().insert(ent);
+        }
+        None => {
+            req.extensions_mut().insert(Anonymous);
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Why a token was refused, as a stable code and a sentence that never quotes the token.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// What was wrong with a token. Each kind has a stable snake_case [`code`](Self::code)
+/// that the layer sends as the problem's `reason`, so clients can branch on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenErrorKind {
+    /// No token in the request.
+    MissingToken,
+    /// Two `Authorization` headers (or a header and a cookie that disagree).
+    AmbiguousCredentials,
+    /// An `Authorization` header with a scheme other than `Bearer`.
+    UnsupportedScheme,
+    /// Longer than the configured maximum (8 KiB by default).
+    TokenTooLarge,
+    /// Not three base64url segments, bad base64 or JSON, or bytes outside the alphabet.
+    MalformedToken,
+    /// `alg: none` in any casing: an unsigned token.
+    UnsignedToken,
+    /// An `alg` this verifier does not implement.
+    UnsupportedAlgorithm,
+    /// The header's `alg` is not the algorithm the key is bound to.
+    AlgorithmMismatch,
+    /// The header has a `crit` member: extensions this verifier does not understand.
+    CriticalHeader,
+    /// The header's `typ` is not the required one (e.g. `at+jwt`).
+    WrongType,
+    /// No key with the token's `kid` (after a JWKS refetch, if configured).
+    UnknownKey,
+    /// The keys could not be fetched and none were ever loaded.
+    KeysUnavailable,
+    /// The signature does not verify.
+    BadSignature,
+    /// `exp` has passed (beyond the leeway).
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    NotYetValid,
+    /// `iat` is in the future (beyond the leeway).
+    IssuedInFuture,
+    /// A required claim (`exp`, `iss`, `aud`) is absent.
+    MissingClaim,
+    /// A registered claim has the wrong type (e.g. `exp` as a string).
+    InvalidClaim,
+    /// `iss` is not an accepted issuer.
+    WrongIssuer,
+    /// `aud` names none of the accepted audiences.
+    WrongAudience,
+}
+
+impl TokenErrorKind {
+    /// The stable code, e.g. `"expired"`.
+    pub fn code(self) -> &'static str {
+        use TokenErrorKind::*;
+        match self {
+            MissingToken => "missing_token",
+            AmbiguousCredentials => "ambiguous_credentials",
+            UnsupportedScheme => "unsupported_scheme",
+            TokenTooLarge => "token_too_large",
+            MalformedToken => "malformed_token",
+            UnsignedToken => "unsigned_token",
+            UnsupportedAlgorithm => "unsupported_algorithm",
+            AlgorithmMismatch => "algorithm_mismatch",
+            CriticalHeader => "critical_header",
+            WrongType => "wrong_type",
+            UnknownKey => "unknown_key",
+            KeysUnavailable => "keys_unavailable",
+            BadSignature => "bad_signature",
+            Expired => "expired",
+            NotYetValid => "not_yet_valid",
+            IssuedInFuture => "issued_in_future",
+            MissingClaim => "missing_claim",
+            InvalidClaim => "invalid_claim",
+            WrongIssuer => "wrong_issuer",
+            WrongAudience => "wrong_audience",
+        }
+    }
+
+    /// Every kind, for documentation and coverage checks.
+    pub const ALL: [TokenErrorKind; 20] = {
+        use TokenErrorKind::*;
+        [
+            MissingToken,
+            AmbiguousCredentials,
+            UnsupportedScheme,
+            TokenTooLarge,
+            MalformedToken,
+            UnsignedToken,
+            UnsupportedAlgorithm,
+            AlgorithmMismatch,
+            CriticalHeader,
+            WrongType,
+            UnknownKey,
+            KeysUnavailable,
+            BadSignature,
+            Expired,
+            NotYetValid,
+            IssuedInFuture,
+            MissingClaim,
+            InvalidClaim,
+            WrongIssuer,
+            WrongAudience,
+        ]
+    };
+}
+
+/// A refused token: the kind and a human sentence. Neither ever contains the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenError {
+    kind: TokenErrorKind,
+    detail: Cow<'static, str>,
+}
+
+impl TokenError {
+    pub(crate) fn new(kind: TokenErrorKind, detail: impl Into<Cow<'static, str>>) -> TokenError {
+        TokenError {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// What kind of problem it is.
+    pub fn kind(&self) -> TokenErrorKind {
+        self.kind
+    }
+
+    /// The stable code (same as `kind().code()`).
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
+    }
+
+    /// A sentence for the `WWW-Authenticate` description and the problem's `detail`.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.code(), self.detail)
+    }
+}
+
+impl std::error::Error for TokenError {}

@@ -1,0 +1,47 @@
+//! Access-token verification: the gaps `jsonwebtoken` leaves open, closed.
+//!
+//! A [`Verifier`] checks, in this order, refusing at the first problem with a stable
+//! [`TokenErrorKind`] code:
+//!
+//! 1. size (8 KiB by default) and alphabet (base64url and `.` only), before decoding;
+//! 2. the header: `alg: none` in any casing is refused, `crit` is refused, `typ` is
+//!    checked when configured (`at+jwt`, RFC 9068); `jku`, `x5u`, `jwk` and `x5c` are
+//!    never read, so a token cannot choose its own key;
+//! 3. the key: by `kid`, and only keys bound to the header's `alg` (each key verifies
+//!    exactly one algorithm, which defeats algorithm confusion);
+//! 4. the signature (aws-lc through `jsonwebtoken::crypto`);
+//! 5. `exp` (required), `nbf`, `iat` with leeway, against the caller's clock; `iss`
+//!    and `aud` are **required** when configured — a token that omits them is refused.
+//!
+//! ```
+//! use tiergate::token::{Algorithm, TokenErrorKind, Verifier};
+//! use chrono::Utc;
+//!
+//! let verifier = Verifier::builder()
+//!     .public_key_pem(Algorithm::EdDSA, include_str!("../../tests/keys/ed25519.pub.pem"))
+//!     .issuer("https://auth.example.com")
+//!     .audience("my-api")
+//!     .require_type("at+jwt")
+//!     .build()?;
+//!
+//! // `{"alg":"none"}` with an empty signature: refused before any key is looked at.
+//! let unsigned = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.";
+//! let err = verifier.verify(unsigned, Utc::now()).unwrap_err();
+//! assert_eq!(err.kind(), TokenErrorKind::UnsignedToken);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+#[cfg(feature = "jwks")]
+mod jwks;
+mod keys;
+mod keyset;
+mod verify;
+
+pub use error::{TokenError, TokenErrorKind};
+pub use jsonwebtoken::Algorithm;
+#[cfg(feature = "jwks")]
+pub use jwks::{JwksOptions, JwksStats};
+pub use keys::{KeyError, MIN_HMAC_SECRET_BYTES, VerifyingKey};
+pub use keyset::KeySet;
+pub use verify::{ConfigError, DEFAULT_MAX_TOKEN_BYTES, VerifiedToken, Verifier, VerifierBuilder};

@@ -1,0 +1,705 @@
+//! The verifier: one pass from the raw token to typed, trusted claims.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::error::{TokenError, TokenErrorKind as Kind};
+use super::keys::{KeyError, VerifyingKey};
+use super::keyset::{KeySet, Miss};
+use crate::claims::{Claims, ClaimsLocation};
+
+/// Tokens longer than this are refused before any decoding (8 KiB).
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// A token whose signature and registered claims checked out.
+///
+/// Cheap to clone (one reference count): the layer puts it into the request's
+/// extensions, where handlers read it (in axum, as an extractor).
+#[derive(Clone)]
+pub struct VerifiedToken(Arc<TokenInner>);
+
+struct TokenInner {
+    payload: Map<String, Value>,
+    claims: Claims,
+    algorithm: Algorithm,
+    key_id: Option<String>,
+    expires_at: i64,
+}
+
+impl VerifiedToken {
+    /// The `sub` claim, when it is a string.
+    pub fn subject(&self) -> Option<&str> {
+        self.get_str("sub")
+    }
+
+    /// The `email` claim, when it is a string.
+    pub fn email(&self) -> Option<&str> {
+        self.get_str("email")
+    }
+
+    /// The `iss` claim.
+    pub fn issuer(&self) -> Option<&str> {
+        self.get_str("iss")
+    }
+
+    /// The subscription claims (`plan`, `role`, `trial_ends`, `seats`, custom).
+    pub fn claims(&self) -> &Claims {
+        &self.0.claims
+    }
+
+    /// The whole payload, for claims tiergate does not model.
+    pub fn payload(&self) -> &Map<String, Value> {
+        &self.0.payload
+    }
+
+    /// One payload member.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.payload.get(name)
+    }
+
+    /// When the token expires (`exp`).
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.0.expires_at, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// The algorithm that verified it.
+    pub fn algorithm(&self) -> Algorithm {
+        self.0.algorithm
+    }
+
+    /// The `kid` of the key that verified it, if the key has one.
+    pub fn key_id(&self) -> Option<&str> {
+        self.0.key_id.as_deref()
+    }
+
+    fn get_str(&self, name: &str) -> Option<&str> {
+        self.0.payload.get(name).and_then(Value::as_str)
+    }
+}
+
+impl fmt::Debug for VerifiedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedToken")
+            .field("sub", &self.subject())
+            .field("alg", &self.0.algorithm)
+            .field("kid", &self.0.key_id)
+            .field("exp", &self.0.expires_at)
+            .field("claims", &self.0.claims)
+            .finish()
+    }
+}
+
+/// A verifier configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A key could not be loaded.
+    #[error("{0}")]
+    Key(#[from] KeyError),
+    /// No static key and no JWKS URL.
+    #[error("no verification keys: add one with .hmac_secret, .public_key_pem, .key or .jwks_url")]
+    NoKeys,
+    /// No issuer configured and not explicitly waived.
+    #[error(
+        "no issuer: call .issuer(\"https://auth.example.com\") with the `iss` your tokens carry, or .allow_any_issuer() if every issuer whose keys you trust is acceptable"
+    )]
+    NoIssuer,
+    /// No audience configured and not explicitly waived.
+    #[error(
+        "no audience: call .audience(\"my-api\") with the `aud` your tokens carry, or .allow_any_audience() to accept tokens meant for any service"
+    )]
+    NoAudience,
+    /// A JWKS URL that cannot be used.
+    #[error("JWKS URL {url:?}: {reason}")]
+    JwksUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// Verifies access tokens: size and alphabet guard, header (`alg`, `kid`, `typ`,
+/// `crit`), key, signature, then `exp`/`nbf`/`iat`/`iss`/`aud` against an injected
+/// clock. Cheap to clone.
+///
+/// ```
+/// use tiergate::token::{Algorithm, Verifier};
+/// # use jsonwebtoken::{encode, EncodingKey, Header};
+/// # use chrono::Utc;
+/// let secret = b"an example secret of at least 32 bytes!";
+/// let verifier = Verifier::builder()
+///     .hmac_secret(Algorithm::HS256, secret)
+///     .issuer("https://auth.example.com")
+///     .audience("my-api")
+///     .build()?;
+///
+/// # let now = Utc::now().timestamp();
+/// # let payload = serde_json::json!({"sub": "usr_1", "iss": "https://auth.example.com",
+/// #     "aud": "my-api", "exp": now + 300, "claims": {"plan": "pro"}});
+/// # let token = encode(&Header::new(jsonwebtoken::Algorithm::HS256), &payload,
+/// #     &EncodingKey::from_secret(secret)).unwrap();
+/// let verified = verifier.verify(&token, Utc::now())?;
+/// assert_eq!(verified.subject(), Some("usr_1"));
+/// assert_eq!(verified.claims().plan(), Some("pro"));
+///
+/// let err = verifier.verify("not-a-token", Utc::now()).unwrap_err();
+/// assert_eq!(err.code(), "malformed_token");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Verifier(Arc<VerifierInner>);
+
+pub(crate) struct VerifierInner {
+    keys: KeySet,
+    #[cfg(feature = "jwks")]
+    pub(crate) jwks: Option<Arc<super::jwks::Jwks>>,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    leeway: i64,
+    typ: Option<String>,
+    max_len: usize,
+    location: ClaimsLocation,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("keys", &self.0.keys.keys())
+            .field("issuers", &self.0.issuers)
+            .field("audiences", &self.0.audiences)
+            .field("leeway", &self.0.leeway)
+            .field("typ", &self.0.typ)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Verifier`]. Key errors are kept and reported by [`build`](Self::build),
+/// so the chain reads top to bottom.
+#[derive(Debug)]
+pub struct VerifierBuilder {
+    keys: Vec<VerifyingKey>,
+    error: Option<ConfigError>,
+    #[cfg(feature = "jwks")]
+    jwks: Option<(super::jwks::JwksLocation, super::jwks::JwksOptions)>,
+    issuers: Vec<String>,
+    any_issuer: bool,
+    audiences: Vec<String>,
+    any_audience: bool,
+    leeway: Duration,
+    typ: Option<String>,
+    max_len: usize,
+    location: ClaimsLocation,
+}
+
+impl Verifier {
+    /// Starts a configuration: at least one key source, an issuer and an audience.
+    pub fn builder() -> VerifierBuilder {
+        VerifierBuilder {
+            keys: Vec::new(),
+            error: None,
+            #[cfg(feature = "jwks")]
+            jwks: None,
+            issuers: Vec::new(),
+            any_issuer: false,
+            audiences: Vec::new(),
+            any_audience: false,
+            leeway: Duration::from_secs(30),
+            typ: None,
+            max_len: DEFAULT_MAX_TOKEN_BYTES,
+            location: ClaimsLocation::default(),
+        }
+    }
+
+    /// Verifies with the keys at hand. With a JWKS source, a token whose `kid` is not
+    /// yet known fails with [`Kind::UnknownKey`]; [`verify_fetching`](Self::verify_fetching)
+    /// refetches the key set first (what the layer does).
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<VerifiedToken, TokenError> {
+        let parsed = Parsed::new(token, self.0.max_len)?;
+        self.check_header(&parsed)?;
+        self.verify_parsed(&parsed, now.timestamp())
+    }
+
+    /// Like [`verify`](Self::verify), but when the token names a `kid` no loaded key
+    /// has, refetches the JWKS (at most once per cooldown, one fetch in flight for
+    /// all requests) and tries again.
+    pub async fn verify_fetching(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedToken, TokenError> {
+        let first = self.verify(token, now);
+        #[cfg(feature = "jwks")]
+        if let (Err(e), Some(jwks)) = (&first, &self.0.jwks)
+            && e.kind() == Kind::UnknownKey
+        {
+            jwks.refetch().await;
+            return self.verify(token, now).map_err(|e| jwks.explain(e));
+        }
+        first
+    }
+
+    /// What the JWKS cache has done, when keys come from a JWKS URL.
+    #[cfg(feature = "jwks")]
+    pub fn jwks_stats(&self) -> Option<super::jwks::JwksStats> {
+        self.0.jwks.as_ref().map(|j| j.stats())
+    }
+
+    /// Whether a failed [`verify`](Self::verify) might succeed after a JWKS refetch.
+    pub(crate) fn may_refetch(&self, err: &TokenError) -> bool {
+        #[cfg(feature = "jwks")]
+        if self.0.jwks.is_some() && err.kind() == Kind::UnknownKey {
+            return true;
+        }
+        let _ = err;
+        false
+    }
+
+    fn check_header(&self, p: &Parsed<'_>) -> Result<(), TokenError> {
+        if p.crit {
+            return Err(TokenError::new(
+                Kind::CriticalHeader,
+                "the token header has `crit`: it depends on extensions this verifier does not implement",
+            ));
+        }
+        if let Some(want) = &self.0.typ {
+            let ok = p.typ.as_deref().is_some_and(|t| {
+                t.eq_ignore_ascii_case(want)
+                    || t.strip_prefix("application/")
+                        .is_some_and(|t| t.eq_ignore_ascii_case(want))
+            });
+            if !ok {
+                return Err(TokenError::new(
+                    Kind::WrongType,
+                    format!("the token header's `typ` must be `{want}`"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn verify_parsed(&self, p: &Parsed<'_>, now: i64) -> Result<VerifiedToken, TokenError> {
+        let alg = p.alg;
+        let kid = p.kid.as_deref();
+        let key_id = self.find_key(p, kid, alg)?;
+        let payload = decode_payload(p.payload)?;
+        self.check_registered(&payload, now)?;
+        let expires_at = numeric_date(&payload, "exp")?.unwrap_or(i64::MAX);
+        let claims = Claims::from_payload_map(&payload, &self.0.location);
+        Ok(VerifiedToken(Arc::new(TokenInner {
+            payload,
+            claims,
+            algorithm: alg,
+            key_id,
+            expires_at,
+        })))
+    }
+
+    /// Finds the key that verifies the signature; returns its `kid`.
+    fn find_key(
+        &self,
+        p: &Parsed<'_>,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Option<String>, TokenError> {
+        let mut miss = match self.0.keys.candidates(kid, alg) {
+            Ok(mut keys) => {
+                return keys
+                    .find(|k| p.signature_ok(k))
+                    .map(|k| k.kid.clone())
+                    .ok_or_else(bad_signature);
+            }
+            Err(miss) => miss,
+        };
+        #[cfg(feature = "jwks")]
+        if let Some(jwks) = &self.0.jwks {
+            let set = jwks.keys();
+            match set.candidates(kid, alg) {
+                Ok(mut keys) => {
+                    return keys
+                        .find(|k| p.signature_ok(k))
+                        .map(|k| k.kid.clone())
+                        .ok_or_else(bad_signature);
+                }
+                // A wrong algorithm from either source is the more useful answer.
+                Err(m @ Miss::WrongAlgorithm(_)) => miss = m,
+                Err(Miss::UnknownKid) => {}
+            }
+        }
+        Err(match miss {
+            Miss::WrongAlgorithm(bound) => TokenError::new(
+                Kind::AlgorithmMismatch,
+                format!("the token says `{alg:?}` but its key verifies only `{bound:?}`"),
+            ),
+            Miss::UnknownKid => TokenError::new(
+                Kind::UnknownKey,
+                match kid {
+                    Some(_) => "no verification key has the token's `kid`",
+                    None => "the token has no `kid` and no key without an id is configured",
+                },
+            ),
+        })
+    }
+
+    fn check_registered(&self, payload: &Map<String, Value>, now: i64) -> Result<(), TokenError> {
+        let leeway = self.0.leeway;
+        let Some(exp) = numeric_date(payload, "exp")? else {
+            return Err(missing("exp"));
+        };
+        if now >= exp.saturating_add(leeway) {
+            return Err(TokenError::new(Kind::Expired, "the token has expired"));
+        }
+        if let Some(nbf) = numeric_date(payload, "nbf")?
+            && now.saturating_add(leeway) < nbf
+        {
+            return Err(TokenError::new(
+                Kind::NotYetValid,
+                "the token is not valid yet (`nbf`)",
+            ));
+        }
+        if let Some(iat) = numeric_date(payload, "iat")?
+            && iat > now.saturating_add(leeway)
+        {
+            return Err(TokenError::new(
+                Kind::IssuedInFuture,
+                "the token was issued in the future (`iat`); check the issuer's clock",
+            ));
+        }
+        if !self.0.issuers.is_empty() {
+            match payload.get("iss") {
+                None => return Err(missing("iss")),
+                Some(Value::String(iss)) if self.0.issuers.iter().any(|i| i == iss) => {}
+                Some(Value::String(_)) => {
+                    return Err(TokenError::new(
+                        Kind::WrongIssuer,
+                        "the token's `iss` is not an accepted issuer",
+                    ));
+                }
+                Some(_) => return Err(invalid("iss", "a string")),
+            }
+        }
+        if !self.0.audiences.is_empty() {
+            let accepted = |a: &str| self.0.audiences.iter().any(|x| x == a);
+            let ok = match payload.get("aud") {
+                None => return Err(missing("aud")),
+                Some(Value::String(a)) => accepted(a),
+                Some(Value::Array(list)) => {
+                    if !list.iter().all(Value::is_string) {
+                        return Err(invalid("aud", "a string or an array of strings"));
+                    }
+                    list.iter().filter_map(Value::as_str).any(accepted)
+                }
+                Some(_) => return Err(invalid("aud", "a string or an array of strings")),
+            };
+            if !ok {
+                return Err(TokenError::new(
+                    Kind::WrongAudience,
+                    "the token's `aud` names none of this service's audiences",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bad_signature() -> TokenError {
+    TokenError::new(Kind::BadSignature, "the signature does not verify")
+}
+
+fn missing(claim: &'static str) -> TokenError {
+    TokenError::new(
+        Kind::MissingClaim,
+        format!("the token has no `{claim}` claim"),
+    )
+}
+
+fn invalid(claim: &'static str, want: &'static str) -> TokenError {
+    TokenError::new(
+        Kind::InvalidClaim,
+        format!("the token's `{claim}` must be {want}"),
+    )
+}
+
+fn malformed(detail: &'static str) -> TokenError {
+    TokenError::new(Kind::MalformedToken, detail)
+}
+
+/// A NumericDate claim: a JSON number of seconds (fractions are truncated).
+fn numeric_date(
+    payload: &Map<String, Value>,
+    claim: &'static str,
+) -> Result<Option<i64>, TokenError> {
+    match payload.get(claim) {
+        None => Ok(None),
+        Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Ok(Some(i)),
+            (None, Some(f)) if f.is_finite() => Ok(Some(f as i64)),
+            _ => Err(invalid(claim, "a number of seconds")),
+        },
+        Some(_) => Err(invalid(claim, "a number of seconds")),
+    }
+}
+
+fn decode_payload(segment: &str) -> Result<Map<String, Value>, TokenError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| malformed("the payload is not valid base64url"))?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(malformed("the payload is not a JSON object")),
+        Err(_) => Err(malformed("the payload is not valid JSON")),
+    }
+}
+
+/// The header members the verifier reads. `jku`, `x5u`, `jwk` and `x5c` are never
+/// read, so a token can never point the verifier at a key of its choosing.
+#[derive(Deserialize)]
+struct Header<'a> {
+    alg: Cow<'a, str>,
+    #[serde(default, borrow)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// A token split into its parts, with the header decoded.
+struct Parsed<'t> {
+    message: &'t str,
+    payload: &'t str,
+    signature: &'t str,
+    alg: Algorithm,
+    kid: Option<String>,
+    typ: Option<String>,
+    crit: bool,
+}
+
+impl<'t> Parsed<'t> {
+    fn new(token: &'t str, max_len: usize) -> Result<Parsed<'t>, TokenError> {
+        if token.len() > max_len {
+            return Err(TokenError::new(
+                Kind::TokenTooLarge,
+                format!("the token is over {max_len} bytes"),
+            ));
+        }
+        if token.is_empty() {
+            return Err(TokenError::new(
+                Kind::MissingToken,
+                "the bearer token is empty",
+            ));
+        }
+        if !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            return Err(malformed(
+                "the token has characters outside base64url and `.`",
+            ));
+        }
+        let mut parts = token.splitn(4, '.');
+        let (Some(h), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed("a JWT has three parts separated by `.`"));
+        };
+        if h.is_empty() || payload.is_empty() {
+            return Err(malformed("the token's header or payload is empty"));
+        }
+        let header_bytes = URL_SAFE_NO_PAD
+            .decode(h)
+            .map_err(|_| malformed("the header is not valid base64url"))?;
+        let header: Header<'_> = serde_json::from_slice(&header_bytes)
+            .map_err(|_| malformed("the header is not a JSON object with an `alg`"))?;
+        if header.alg.eq_ignore_ascii_case("none") {
+            return Err(TokenError::new(
+                Kind::UnsignedToken,
+                "unsigned tokens (`alg: none`) are never accepted",
+            ));
+        }
+        let alg: Algorithm = header.alg.parse().map_err(|_| {
+            TokenError::new(
+                Kind::UnsupportedAlgorithm,
+                "the token's `alg` is not a supported algorithm",
+            )
+        })?;
+        Ok(Parsed {
+            message: &token[..h.len() + 1 + payload.len()],
+            payload,
+            signature,
+            alg,
+            kid: header.kid.map(Cow::into_owned),
+            typ: header.typ.map(Cow::into_owned),
+            crit: header.crit.is_some(),
+        })
+    }
+
+    fn signature_ok(&self, key: &VerifyingKey) -> bool {
+        jsonwebtoken::crypto::verify(self.signature, self.message.as_bytes(), &key.key, key.alg)
+            .unwrap_or(false)
+    }
+}
+
+impl VerifierBuilder {
+    /// Adds a key.
+    pub fn key(mut self, key: VerifyingKey) -> Self {
+        self.keys.push(key);
+        self
+    }
+
+    /// Adds an HMAC secret (`HS256`/`HS384`/`HS512`, at least 32 bytes).
+    pub fn hmac_secret(self, alg: Algorithm, secret: impl AsRef<[u8]>) -> Self {
+        let key = VerifyingKey::hmac(alg, secret);
+        self.push(key)
+    }
+
+    /// Adds a PEM public key bound to `alg`.
+    pub fn public_key_pem(self, alg: Algorithm, pem: impl AsRef<[u8]>) -> Self {
+        let key = VerifyingKey::from_pem(alg, pem);
+        self.push(key)
+    }
+
+    fn push(mut self, key: Result<VerifyingKey, KeyError>) -> Self {
+        match key {
+            Ok(k) => self.keys.push(k),
+            Err(e) => {
+                self.error.get_or_insert(ConfigError::Key(e));
+            }
+        }
+        self
+    }
+
+    /// Fetches keys from a JWKS URL (HTTPS; plain HTTP only to a loopback address),
+    /// refetching when a token names an unknown `kid`.
+    #[cfg(feature = "jwks")]
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.jwks = Some((super::jwks::JwksLocation::Url(url), self.jwks_options()));
+        self
+    }
+
+    /// Finds the JWKS URL through OIDC discovery (`{issuer}/.well-known/openid-configuration`)
+    /// and accepts `issuer` as the token issuer.
+    #[cfg(feature = "jwks")]
+    pub fn oidc_issuer(mut self, issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        self.issuers.push(issuer.clone());
+        self.jwks = Some((
+            super::jwks::JwksLocation::Discovery(issuer),
+            self.jwks_options(),
+        ));
+        self
+    }
+
+    /// Tunes the JWKS cache (cooldown, timeout, body limit, refresh interval).
+    #[cfg(feature = "jwks")]
+    pub fn jwks_options(&self) -> super::jwks::JwksOptions {
+        self.jwks
+            .as_ref()
+            .map(|(_, o)| o.clone())
+            .unwrap_or_default()
+    }
+
+    /// Sets the JWKS cache options (after `.jwks_url` or `.oidc_issuer`).
+    #[cfg(feature = "jwks")]
+    pub fn with_jwks_options(mut self, options: super::jwks::JwksOptions) -> Self {
+        if let Some((_, o)) = &mut self.jwks {
+            *o = options;
+        }
+        self
+    }
+
+    /// Accepts tokens whose `iss` is this issuer (call again for more). Tokens without
+    /// `iss` are refused.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts any issuer. Only for a key set that a single issuer owns.
+    pub fn allow_any_issuer(mut self) -> Self {
+        self.any_issuer = true;
+        self
+    }
+
+    /// Accepts tokens whose `aud` names this audience (call again for more). Tokens
+    /// without `aud` are refused.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts tokens for any audience.
+    pub fn allow_any_audience(mut self) -> Self {
+        self.any_audience = true;
+        self
+    }
+
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Requires the header's `typ`, e.g. `at+jwt` (RFC 9068); `application/at+jwt` matches too.
+    pub fn require_type(mut self, typ: impl Into<String>) -> Self {
+        self.typ = Some(typ.into());
+        self
+    }
+
+    /// Refuses longer tokens before decoding (default 8 KiB).
+    pub fn max_token_bytes(mut self, max: usize) -> Self {
+        self.max_len = max;
+        self
+    }
+
+    /// Where the subscription claims sit in the payload (default: under `claims`).
+    pub fn claims_location(mut self, location: ClaimsLocation) -> Self {
+        self.location = location;
+        self
+    }
+
+    /// Checks the configuration.
+    pub fn build(self) -> Result<Verifier, ConfigError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        #[cfg(feature = "jwks")]
+        let jwks = match self.jwks {
+            Some((location, options)) => Some(Arc::new(super::jwks::Jwks::new(location, options)?)),
+            None => None,
+        };
+        #[cfg(feature = "jwks")]
+        let has_jwks = jwks.is_some();
+        #[cfg(not(feature = "jwks"))]
+        let has_jwks = false;
+        if self.keys.is_empty() && !has_jwks {
+            return Err(ConfigError::NoKeys);
+        }
+        if self.issuers.is_empty() && !self.any_issuer {
+            return Err(ConfigError::NoIssuer);
+        }
+        if self.audiences.is_empty() && !self.any_audience {
+            return Err(ConfigError::NoAudience);
+        }
+        Ok(Verifier(Arc::new(VerifierInner {
+            keys: KeySet::new(self.keys),
+            #[cfg(feature = "jwks")]
+            jwks,
+            issuers: self.issuers,
+            audiences: self.audiences,
+            leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
+            typ: self.typ,
+            max_len: self.max_len,
+            location: self.location,
+        })))
+    }
+}
