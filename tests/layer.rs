@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use support::*;
-use tiergate::token::{Verifier, VerifiedToken, VerifyingKey};
+use tiergate::token::{VerifiedToken, Verifier, VerifyingKey};
 use tiergate::{Entitlements, Policy, PolicyStore, TierGate, require_feature};
 
 fn all_keys() -> tiergate::token::VerifierBuilder {
@@ -59,7 +59,12 @@ async fn start(gate: &TierGate) -> String {
 }
 
 async fn get_with(base: &str, path: &str, token: &str) -> reqwest::Response {
-    client().get(format!("{base}{path}")).bearer_auth(token).send().await.unwrap()
+    client()
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn problem(res: reqwest::Response) -> (u16, Option<String>, Value) {
@@ -77,13 +82,20 @@ async fn problem(res: reqwest::Response) -> (u16, Option<String>, Value) {
 
 #[tokio::test]
 async fn every_algorithm_verifies_with_its_own_key() {
-    let base = start(&gate_with(all_keys().build().unwrap(), tiergate::EXAMPLE_POLICY)).await;
+    let base = start(&gate_with(
+        all_keys().build().unwrap(),
+        tiergate::EXAMPLE_POLICY,
+    ))
+    .await;
     for (alg, name) in ALGORITHMS {
         let token = sign(alg, name, &payload(json!({ "plan": "pro" })));
         let res = get_with(&base, "/api/me", &token).await;
         assert_eq!(res.status(), 200, "{alg:?}: {}", res.text().await.unwrap());
         let body: Value = res.json().await.unwrap();
-        assert_eq!(body, json!({ "plan": "pro", "sub": "usr_1", "alg": format!("{alg:?}") }));
+        assert_eq!(
+            body,
+            json!({ "plan": "pro", "sub": "usr_1", "alg": format!("{alg:?}") })
+        );
     }
 }
 
@@ -91,7 +103,11 @@ async fn every_algorithm_verifies_with_its_own_key() {
 /// and a body that never echoes the token.
 #[tokio::test]
 async fn every_attack_is_a_401_with_its_reason() {
-    let base = start(&gate_with(all_keys().build().unwrap(), tiergate::EXAMPLE_POLICY)).await;
+    let base = start(&gate_with(
+        all_keys().build().unwrap(),
+        tiergate::EXAMPLE_POLICY,
+    ))
+    .await;
     let p = |f: &dyn Fn(&mut Value)| {
         let mut v = payload(json!({ "plan": "pro" }));
         f(&mut v);
@@ -112,7 +128,11 @@ async fn every_attack_is_a_401_with_its_reason() {
         ("alg nOnE", forge_unsigned("nOnE"), "unsigned_token"),
         (
             "HS256 signed with the RSA public key",
-            forge(&json!({ "alg": "HS256", "kid": "rsa-RS256" }), &p(&|_| {}), &rsa_public),
+            forge(
+                &json!({ "alg": "HS256", "kid": "rsa-RS256" }),
+                &p(&|_| {}),
+                &rsa_public,
+            ),
             "algorithm_mismatch",
         ),
         (
@@ -120,51 +140,133 @@ async fn every_attack_is_a_401_with_its_reason() {
             {
                 let mut h = jsonwebtoken::Header::new(Algorithm::ES256);
                 h.kid = Some("ed25519-EdDSA".into());
-                jsonwebtoken::encode(&h, &p(&|_| {}), &encoding_key(Algorithm::ES256, "p256")).unwrap()
+                jsonwebtoken::encode(&h, &p(&|_| {}), &encoding_key(Algorithm::ES256, "p256"))
+                    .unwrap()
             },
             "algorithm_mismatch",
         ),
-        ("expired beyond the leeway", hs(&p(&|v| v["exp"] = json!(now() - 120))), "expired"),
-        ("nbf in the future", hs(&p(&|v| v["nbf"] = json!(now() + 120))), "not_yet_valid"),
-        ("iat in the future", hs(&p(&|v| v["iat"] = json!(now() + 600))), "issued_in_future"),
-        ("no exp", hs(&p(&|v| drop(v.as_object_mut().unwrap().remove("exp")))), "missing_claim"),
-        ("exp as a string", hs(&p(&|v| v["exp"] = json!("soon"))), "invalid_claim"),
-        ("no aud", hs(&p(&|v| drop(v.as_object_mut().unwrap().remove("aud")))), "missing_claim"),
-        ("wrong aud", hs(&p(&|v| v["aud"] = json!("another-api"))), "wrong_audience"),
-        ("wrong aud in a list", hs(&p(&|v| v["aud"] = json!(["a", "b"]))), "wrong_audience"),
-        ("no iss", hs(&p(&|v| drop(v.as_object_mut().unwrap().remove("iss")))), "missing_claim"),
-        ("wrong iss", hs(&p(&|v| v["iss"] = json!("https://evil.test"))), "wrong_issuer"),
+        (
+            "expired beyond the leeway",
+            hs(&p(&|v| v["exp"] = json!(now() - 120))),
+            "expired",
+        ),
+        (
+            "nbf in the future",
+            hs(&p(&|v| v["nbf"] = json!(now() + 120))),
+            "not_yet_valid",
+        ),
+        (
+            "iat in the future",
+            hs(&p(&|v| v["iat"] = json!(now() + 600))),
+            "issued_in_future",
+        ),
+        (
+            "no exp",
+            hs(&p(&|v| drop(v.as_object_mut().unwrap().remove("exp")))),
+            "missing_claim",
+        ),
+        (
+            "exp as a string",
+            hs(&p(&|v| v["exp"] = json!("soon"))),
+            "invalid_claim",
+        ),
+        (
+            "no aud",
+            hs(&p(&|v| drop(v.as_object_mut().unwrap().remove("aud")))),
+            "missing_claim",
+        ),
+        (
+            "wrong aud",
+            hs(&p(&|v| v["aud"] = json!("another-api"))),
+            "wrong_audience",
+        ),
+        (
+            "wrong aud in a list",
+            hs(&p(&|v| v["aud"] = json!(["a", "b"]))),
+            "wrong_audience",
+        ),
+        (
+            "no iss",
+            hs(&p(&|v| drop(v.as_object_mut().unwrap().remove("iss")))),
+            "missing_claim",
+        ),
+        (
+            "wrong iss",
+            hs(&p(&|v| v["iss"] = json!("https://evil.test"))),
+            "wrong_issuer",
+        ),
         (
             "crit present",
-            forge(&json!({ "alg": "HS256", "kid": "hmac-HS256", "crit": ["exp"] }), &p(&|_| {}), SECRET),
+            forge(
+                &json!({ "alg": "HS256", "kid": "hmac-HS256", "crit": ["exp"] }),
+                &p(&|_| {}),
+                SECRET,
+            ),
             "critical_header",
         ),
-        ("oversized", format!("{}.{}.{}", "a".repeat(5000), "b".repeat(5000), "c"), "token_too_large"),
-        ("bad characters", "eyJhbGciOiJIUzI1NiJ9.e30=.c2ln".to_owned(), "malformed_token"),
-        ("two parts", "eyJhbGciOiJIUzI1NiJ9.e30".to_owned(), "malformed_token"),
-        ("header not JSON", "bm90IGpzb24.e30.c2ln".to_owned(), "malformed_token"),
+        (
+            "oversized",
+            format!("{}.{}.{}", "a".repeat(5000), "b".repeat(5000), "c"),
+            "token_too_large",
+        ),
+        (
+            "bad characters",
+            "eyJhbGciOiJIUzI1NiJ9.e30=.c2ln".to_owned(),
+            "malformed_token",
+        ),
+        (
+            "two parts",
+            "eyJhbGciOiJIUzI1NiJ9.e30".to_owned(),
+            "malformed_token",
+        ),
+        (
+            "header not JSON",
+            "bm90IGpzb24.e30.c2ln".to_owned(),
+            "malformed_token",
+        ),
         ("a flipped signature bit", flipped, "bad_signature"),
         (
             "a token from a removed key",
             sign_ed25519("ed25519-b.pem", "retired-2025", &p(&|_| {})),
             "unknown_key",
         ),
-        ("an unknown alg", forge_header(&json!({ "alg": "HS999" })), "unsupported_algorithm"),
+        (
+            "an unknown alg",
+            forge_header(&json!({ "alg": "HS999" })),
+            "unsupported_algorithm",
+        ),
     ];
     for (name, token, reason) in cases {
         let (status, challenge, body) = problem(get_with(&base, "/api/me", &token).await).await;
-        assert_eq!((status, body["reason"].as_str()), (401, Some(reason)), "{name}: {body}");
+        assert_eq!(
+            (status, body["reason"].as_str()),
+            (401, Some(reason)),
+            "{name}: {body}"
+        );
         let challenge = challenge.unwrap_or_else(|| panic!("{name}: no WWW-Authenticate"));
-        assert!(challenge.starts_with("Bearer error=\"invalid_token\""), "{name}: {challenge}");
-        assert!(!body.to_string().contains(&token), "{name}: the body echoes the token");
-        assert!(!challenge.contains(&token), "{name}: the challenge echoes the token");
+        assert!(
+            challenge.starts_with("Bearer error=\"invalid_token\""),
+            "{name}: {challenge}"
+        );
+        assert!(
+            !body.to_string().contains(&token),
+            "{name}: the body echoes the token"
+        );
+        assert!(
+            !challenge.contains(&token),
+            "{name}: the challenge echoes the token"
+        );
     }
 }
 
 fn forge_unsigned(alg: &str) -> String {
     use base64::Engine as _;
     let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-    format!("{}.{}.", b64(json!({ "alg": alg })), b64(payload(json!({ "plan": "enterprise" }))))
+    format!(
+        "{}.{}.",
+        b64(json!({ "alg": alg })),
+        b64(payload(json!({ "plan": "enterprise" })))
+    )
 }
 
 fn forge_header(header: &Value) -> String {
@@ -173,7 +275,11 @@ fn forge_header(header: &Value) -> String {
 
 #[tokio::test]
 async fn within_the_leeway_an_expired_token_still_passes() {
-    let base = start(&gate_with(all_keys().build().unwrap(), tiergate::EXAMPLE_POLICY)).await;
+    let base = start(&gate_with(
+        all_keys().build().unwrap(),
+        tiergate::EXAMPLE_POLICY,
+    ))
+    .await;
     let mut v = payload(json!({ "plan": "pro" }));
     v["exp"] = json!(now() - 10);
     let res = get_with(&base, "/api/me", &sign(Algorithm::HS256, "hmac", &v)).await;
@@ -182,7 +288,11 @@ async fn within_the_leeway_an_expired_token_still_passes() {
 
 #[tokio::test]
 async fn transport_errors_are_invalid_requests() {
-    let base = start(&gate_with(all_keys().build().unwrap(), tiergate::EXAMPLE_POLICY)).await;
+    let base = start(&gate_with(
+        all_keys().build().unwrap(),
+        tiergate::EXAMPLE_POLICY,
+    ))
+    .await;
     let token = hs256(json!({ "plan": "pro" }));
     let res = client()
         .get(format!("{base}/api/me"))
@@ -192,22 +302,48 @@ async fn transport_errors_are_invalid_requests() {
         .await
         .unwrap();
     let (status, challenge, body) = problem(res).await;
-    assert_eq!((status, body["reason"].as_str()), (401, Some("ambiguous_credentials")));
-    assert!(challenge.unwrap().starts_with("Bearer error=\"invalid_request\""));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (401, Some("ambiguous_credentials"))
+    );
+    assert!(
+        challenge
+            .unwrap()
+            .starts_with("Bearer error=\"invalid_request\"")
+    );
 
-    let res = client().get(format!("{base}/api/me")).basic_auth("u", Some("p")).send().await.unwrap();
+    let res = client()
+        .get(format!("{base}/api/me"))
+        .basic_auth("u", Some("p"))
+        .send()
+        .await
+        .unwrap();
     let (status, _, body) = problem(res).await;
-    assert_eq!((status, body["reason"].as_str()), (401, Some("unsupported_scheme")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (401, Some("unsupported_scheme"))
+    );
 
     let res = client().get(format!("{base}/api/me")).send().await.unwrap();
     let (status, challenge, body) = problem(res).await;
-    assert_eq!((status, body["reason"].as_str()), (401, Some("missing_token")));
-    assert_eq!(challenge.as_deref(), Some("Bearer"), "RFC 6750: no error code without credentials");
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (401, Some("missing_token"))
+    );
+    assert_eq!(
+        challenge.as_deref(),
+        Some("Bearer"),
+        "RFC 6750: no error code without credentials"
+    );
 }
 
 #[tokio::test]
 async fn the_token_may_come_in_the_configured_cookie() {
-    let base = start(&gate_with(all_keys().build().unwrap(), tiergate::EXAMPLE_POLICY)).await;
+    let base = start(&gate_with(
+        all_keys().build().unwrap(),
+        tiergate::EXAMPLE_POLICY,
+    ))
+    .await;
     let token = hs256(json!({ "plan": "starter" }));
     let res = client()
         .get(format!("{base}/api/me"))
@@ -221,9 +357,18 @@ async fn the_token_may_come_in_the_configured_cookie() {
 
 #[tokio::test]
 async fn a_denied_route_says_why_and_what_plan_would_allow_it() {
-    let base = start(&gate_with(all_keys().build().unwrap(), tiergate::EXAMPLE_POLICY)).await;
+    let base = start(&gate_with(
+        all_keys().build().unwrap(),
+        tiergate::EXAMPLE_POLICY,
+    ))
+    .await;
     let token = hs256(json!({ "plan": "free" }));
-    let res = client().post(format!("{base}/api/reports/export")).bearer_auth(&token).send().await.unwrap();
+    let res = client()
+        .post(format!("{base}/api/reports/export"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     let (status, challenge, body) = problem(res).await;
     assert_eq!(status, 403);
     assert_eq!(challenge, None);
@@ -246,31 +391,64 @@ async fn a_denied_route_says_why_and_what_plan_would_allow_it() {
 
     // The same caller on starter is let through.
     let token = hs256(json!({ "plan": "starter" }));
-    let res = client().post(format!("{base}/api/reports/export")).bearer_auth(&token).send().await.unwrap();
-    assert_eq!((res.status().as_u16(), res.text().await.unwrap().as_str()), (200, "exported"));
+    let res = client()
+        .post(format!("{base}/api/reports/export"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (res.status().as_u16(), res.text().await.unwrap().as_str()),
+        (200, "exported")
+    );
 
     // A role requirement names the role.
     let token = hs256(json!({ "plan": "pro", "role": "member", "seats": 5 }));
-    let res = client().post(format!("{base}/api/members/invite")).bearer_auth(&token).send().await.unwrap();
+    let res = client()
+        .post(format!("{base}/api/members/invite"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     let (status, _, body) = problem(res).await;
-    assert_eq!((status, body["reason"].as_str(), body["role"].as_str()), (403, Some("role_required"), Some("admin")));
+    assert_eq!(
+        (status, body["reason"].as_str(), body["role"].as_str()),
+        (403, Some("role_required"), Some("admin"))
+    );
 
     // No rule matches: `unmatched: deny`.
     let res = get_with(&base, "/nowhere", &token).await;
     let (status, _, body) = problem(res).await;
-    assert_eq!((status, body["reason"].as_str()), (403, Some("no_matching_route")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (403, Some("no_matching_route"))
+    );
 }
 
 #[tokio::test]
 async fn public_routes_need_no_token_but_use_a_valid_one() {
-    let base = start(&gate_with(all_keys().build().unwrap(), tiergate::EXAMPLE_POLICY)).await;
-    let res = client().get(format!("{base}/healthz")).send().await.unwrap();
-    assert_eq!((res.status().as_u16(), res.text().await.unwrap().as_str()), (200, "anonymous"));
+    let base = start(&gate_with(
+        all_keys().build().unwrap(),
+        tiergate::EXAMPLE_POLICY,
+    ))
+    .await;
+    let res = client()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (res.status().as_u16(), res.text().await.unwrap().as_str()),
+        (200, "anonymous")
+    );
     let res = get_with(&base, "/healthz", &hs256(json!({ "plan": "pro" }))).await;
     assert_eq!(res.text().await.unwrap(), "pro");
     // A bad token on a public route is ignored, not an error.
     let res = get_with(&base, "/healthz", "garbage").await;
-    assert_eq!((res.status().as_u16(), res.text().await.unwrap().as_str()), (200, "anonymous"));
+    assert_eq!(
+        (res.status().as_u16(), res.text().await.unwrap().as_str()),
+        (200, "anonymous")
+    );
 }
 
 #[tokio::test]
@@ -284,10 +462,19 @@ async fn observe_mode_logs_denials_and_lets_requests_through() {
         .unwrap();
     let base = start(&gate).await;
     let free = hs256(json!({ "plan": "free" }));
-    let res = client().post(format!("{base}/api/reports/export")).bearer_auth(&free).send().await.unwrap();
+    let res = client()
+        .post(format!("{base}/api/reports/export"))
+        .bearer_auth(&free)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     // …but never for a missing token.
-    let res = client().post(format!("{base}/api/reports/export")).send().await.unwrap();
+    let res = client()
+        .post(format!("{base}/api/reports/export"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
 
     // One rule in observe mode (`enforce: false`); the others still enforce.
@@ -297,7 +484,12 @@ async fn observe_mode_logs_denials_and_lets_requests_through() {
     );
     assert_ne!(policy, tiergate::EXAMPLE_POLICY);
     let base = start(&gate_with(all_keys().build().unwrap(), &policy)).await;
-    let res = client().post(format!("{base}/api/reports/export")).bearer_auth(&free).send().await.unwrap();
+    let res = client()
+        .post(format!("{base}/api/reports/export"))
+        .bearer_auth(&free)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let res = get_with(&base, "/api/sso/config", &free).await;
     assert_eq!(res.status(), 403);
@@ -305,7 +497,10 @@ async fn observe_mode_logs_denials_and_lets_requests_through() {
 
 #[tokio::test]
 async fn a_required_typ_refuses_other_types() {
-    let gate = gate_with(all_keys().require_type("at+jwt").build().unwrap(), tiergate::EXAMPLE_POLICY);
+    let gate = gate_with(
+        all_keys().require_type("at+jwt").build().unwrap(),
+        tiergate::EXAMPLE_POLICY,
+    );
     let base = start(&gate).await;
     let plain = hs256(json!({}));
     let (status, _, body) = problem(get_with(&base, "/api/me", &plain).await).await;
@@ -313,7 +508,12 @@ async fn a_required_typ_refuses_other_types() {
     let mut h = jsonwebtoken::Header::new(Algorithm::HS256);
     h.kid = Some(kid(Algorithm::HS256, "hmac"));
     h.typ = Some("at+jwt".into());
-    let typed = jsonwebtoken::encode(&h, &payload(json!({})), &encoding_key(Algorithm::HS256, "hmac")).unwrap();
+    let typed = jsonwebtoken::encode(
+        &h,
+        &payload(json!({})),
+        &encoding_key(Algorithm::HS256, "hmac"),
+    )
+    .unwrap();
     assert_eq!(get_with(&base, "/api/me", &typed).await.status(), 200);
 }
 
@@ -325,7 +525,11 @@ async fn a_stale_policy_fails_closed_with_503() {
     std::fs::write(&path, tiergate::EXAMPLE_POLICY).unwrap();
     let store = PolicyStore::open(&path).unwrap();
     store.set_max_staleness(Some(Duration::from_millis(1)));
-    let gate = TierGate::builder().store(store.clone()).verifier(all_keys().build().unwrap()).build().unwrap();
+    let gate = TierGate::builder()
+        .store(store.clone())
+        .verifier(all_keys().build().unwrap())
+        .build()
+        .unwrap();
     let base = start(&gate).await;
     let token = hs256(json!({ "plan": "pro" }));
     assert_eq!(get_with(&base, "/api/me", &token).await.status(), 200);
@@ -334,7 +538,10 @@ async fn a_stale_policy_fails_closed_with_503() {
     assert!(store.reload().is_err());
     tokio::time::sleep(Duration::from_millis(20)).await;
     let (status, _, body) = problem(get_with(&base, "/api/me", &token).await).await;
-    assert_eq!((status, body["reason"].as_str()), (503, Some("policy_stale")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (503, Some("policy_stale"))
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -358,7 +565,10 @@ async fn extractors_fail_closed_without_the_layer() {
     let base = format!("http://{}", serve(routes()).await);
     let res = client().get(format!("{base}/api/me")).send().await.unwrap();
     let (status, _, body) = problem(res).await;
-    assert_eq!((status, body["reason"].as_str()), (500, Some("gate_missing")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (500, Some("gate_missing"))
+    );
     assert!(body["detail"].as_str().unwrap().contains("layer"), "{body}");
 }
 
@@ -373,24 +583,55 @@ async fn require_feature_gates_in_code() {
         .route_layer(require_feature("sso"))
         .layer(gate.layer());
     let base = format!("http://{}", serve(app).await);
-    let (status, _, body) = problem(get_with(&base, "/code-gated/sso", &hs256(json!({ "plan": "starter" }))).await).await;
-    assert_eq!((status, body["reason"].as_str(), body["upgrade_to"].as_str()), (403, Some("feature_not_in_plan"), Some("pro")));
+    let (status, _, body) = problem(
+        get_with(
+            &base,
+            "/code-gated/sso",
+            &hs256(json!({ "plan": "starter" })),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["reason"].as_str(), body["upgrade_to"].as_str()),
+        (403, Some("feature_not_in_plan"), Some("pro"))
+    );
     let res = get_with(&base, "/code-gated/sso", &hs256(json!({ "plan": "pro" }))).await;
     assert_eq!(res.status(), 200);
 
     // Without the layer, the guard fails closed.
-    let app = Router::new().route("/x", get(|| async { "x" })).route_layer(require_feature("sso"));
+    let app = Router::new()
+        .route("/x", get(|| async { "x" }))
+        .route_layer(require_feature("sso"));
     let base = format!("http://{}", serve(app).await);
-    assert_eq!(client().get(format!("{base}/x")).send().await.unwrap().status(), 500);
+    assert_eq!(
+        client()
+            .get(format!("{base}/x"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        500
+    );
 }
 
 #[test]
 fn the_verifier_refuses_unsafe_configurations() {
-    let short = Verifier::builder().hmac_secret(Algorithm::HS256, b"short").issuer(ISSUER).audience(AUDIENCE).build();
+    let short = Verifier::builder()
+        .hmac_secret(Algorithm::HS256, b"short")
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build();
     assert!(short.unwrap_err().to_string().contains("at least 32"));
-    let no_iss = Verifier::builder().hmac_secret(Algorithm::HS256, SECRET).audience(AUDIENCE).build();
+    let no_iss = Verifier::builder()
+        .hmac_secret(Algorithm::HS256, SECRET)
+        .audience(AUDIENCE)
+        .build();
     assert!(no_iss.unwrap_err().to_string().contains(".issuer("));
-    let no_aud = Verifier::builder().hmac_secret(Algorithm::HS256, SECRET).issuer(ISSUER).build();
+    let no_aud = Verifier::builder()
+        .hmac_secret(Algorithm::HS256, SECRET)
+        .issuer(ISSUER)
+        .build();
     assert!(no_aud.unwrap_err().to_string().contains(".audience("));
     let pem_as_hmac = VerifyingKey::hmac(Algorithm::RS256, SECRET);
     assert!(pem_as_hmac.is_err());

@@ -310,6 +310,7 @@ impl Verifier {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<Option<String>, TokenError> {
+        #[cfg_attr(not(feature = "jwks"), allow(unused_mut))]
         let mut miss = match self.0.keys.candidates(kid, alg) {
             Ok(mut keys) => {
                 return keys

@@ -83,8 +83,12 @@ pub fn forge(header: &Value, payload: &Value, key: &[u8]) -> String {
         URL_SAFE_NO_PAD.encode(header.to_string()),
         URL_SAFE_NO_PAD.encode(payload.to_string())
     );
-    let sig = jsonwebtoken::crypto::sign(msg.as_bytes(), &EncodingKey::from_secret(key), Algorithm::HS256)
-        .unwrap();
+    let sig = jsonwebtoken::crypto::sign(
+        msg.as_bytes(),
+        &EncodingKey::from_secret(key),
+        Algorithm::HS256,
+    )
+    .unwrap();
     format!("{msg}.{sig}")
 }
 
@@ -107,7 +111,9 @@ pub fn client() -> reqwest::Client {
 pub fn ed25519_jwk(pub_pem_file: &str, kid: &str) -> Value {
     let pem = String::from_utf8(key_file(pub_pem_file)).unwrap();
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
     let x = &der[der.len() - 32..];
     json!({ "kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(x), "kid": kid, "use": "sig", "alg": "EdDSA" })
 }
