@@ -3,7 +3,7 @@
 README's performance table for benches/engine.rs.
 
 Criterion's console line shows the mean; the README's tables use medians.
-Usage: cargo bench --bench engine && python3 benches/medians.py
+Usage: cargo bench --bench engine --bench layer && python3 benches/medians.py
 """
 import glob
 import json
@@ -39,3 +39,17 @@ for key, label in (
     ("compile/1000_routes_300_plans", "compile a 1,000-route, 300-plan policy (parse, validate, compile)"),
 ):
     print(f"| {label} | {shown(medians.get(key))} |")
+
+print()
+print("| token | router alone | router + layer | layer adds | floor: `jsonwebtoken::decode` + engine decision | layer ÷ floor |")
+print("|---|---:|---:|---:|---:|---:|")
+engine = medians.get("layer/floor_engine_decision")
+for alg in ("HS256", "EdDSA", "RS256"):
+    plain = medians.get(f"layer/without_layer/{alg}")
+    gated = medians.get(f"layer/with_layer/{alg}")
+    decode = medians.get(f"layer/floor_jsonwebtoken_decode/{alg}")
+    if None in (plain, gated, decode, engine):
+        continue
+    added = gated - plain
+    floor = decode + engine
+    print(f"| {alg} | {shown(plain)} | {shown(gated)} | {shown(added)} | {shown(decode)} + {shown(engine)} = {shown(floor)} | {added / floor:.2f}× |")

@@ -37,10 +37,13 @@
 //! - [`engine`]: the compiled [`Policy`], [`Entitlements`] and [`Decision`]s.
 //! - [`claims`]: reading `plan`, `role`, `trial_ends`, `seats` tolerantly.
 //! - [`reload`]: [`PolicyStore`], the active policy swapped on file changes.
+//! - [`token`]: access-token verification (keys, JWKS, the checks `jsonwebtoken` leaves open).
+//! - [`layer`]: [`TierGate`], the tower layer for axum and tonic; [`require_feature`].
+//! - `extract` (feature `axum`): extractors for [`Entitlements`] and the verified token;
+//!   `grpc` (feature `tonic`): the same for tonic handlers.
 //! - [`policy_test`]: running `*.test.yaml` cases; [`diff`]: what a change does.
 //!
-//! Not built yet: the tower layer for axum and tonic, and the reference
-//! claims-issuing server (see the README's status table).
+//! Not built yet: the reference claims-issuing server (see the README's status table).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -1,0 +1,156 @@
+//! The layer's cost: a request through an axum `Router` with the layer versus the
+//! same router without it (in-process, `tower::ServiceExt::oneshot`), for HS256,
+//! EdDSA and RS256 tokens; beside it the floor — `jsonwebtoken::decode` of the same
+//! token plus the engine's claims → Entitlements → decision.
+//!
+//! `cargo bench --bench layer && python3 benches/medians.py`
+
+use std::hint::black_box;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
+use axum::routing::get;
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{Value, json};
+use tiergate::token::{Verifier, VerifyingKey};
+use tiergate::{Claims, ClaimsLocation, Policy, TierGate};
+use tower::ServiceExt;
+
+const SECRET: &[u8] = b"a benchmark secret that is long enough, 48 bytes";
+const ISS: &str = "http://127.0.0.1:8080";
+const AUD: &str = "tiergate-demo";
+
+fn key(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/keys/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+struct Case {
+    alg: Algorithm,
+    token: String,
+    verifying: VerifyingKey,
+    decoding: DecodingKey,
+}
+
+fn cases() -> Vec<Case> {
+    let now = chrono::Utc::now().timestamp();
+    // A typical access token: ~350 bytes with the seed's claims.
+    let payload = json!({
+        "sub": "usr_8f2a41", "email": "ada@example.com", "iss": ISS, "aud": AUD,
+        "iat": now, "exp": now + 3600, "jti": "b7d1e0f4a9c2",
+        "claims": { "plan": "pro", "role": "admin", "trial_ends": "2026-04-15", "seats": "5" },
+    });
+    let mk = |alg, enc: EncodingKey, verifying: VerifyingKey, decoding: DecodingKey| {
+        let mut h = Header::new(alg);
+        h.kid = Some("k1".into());
+        let token = jsonwebtoken::encode(&h, &payload, &enc).unwrap();
+        Case {
+            alg,
+            token,
+            verifying: verifying.with_kid("k1"),
+            decoding,
+        }
+    };
+    vec![
+        mk(
+            Algorithm::HS256,
+            EncodingKey::from_secret(SECRET),
+            VerifyingKey::hmac(Algorithm::HS256, SECRET).unwrap(),
+            DecodingKey::from_secret(SECRET),
+        ),
+        mk(
+            Algorithm::EdDSA,
+            EncodingKey::from_ed_pem(&key("ed25519.pem")).unwrap(),
+            VerifyingKey::from_pem(Algorithm::EdDSA, key("ed25519.pub.pem")).unwrap(),
+            DecodingKey::from_ed_pem(&key("ed25519.pub.pem")).unwrap(),
+        ),
+        mk(
+            Algorithm::RS256,
+            EncodingKey::from_rsa_pem(&key("rsa.pem")).unwrap(),
+            VerifyingKey::from_pem(Algorithm::RS256, key("rsa.pub.pem")).unwrap(),
+            DecodingKey::from_rsa_pem(&key("rsa.pub.pem")).unwrap(),
+        ),
+    ]
+}
+
+fn router() -> Router {
+    Router::new().route("/api/dashboard", get(|| async { "ok" }))
+}
+
+fn request(bearer: &str) -> Request<Body> {
+    Request::builder()
+        .uri("/api/dashboard")
+        .header("authorization", bearer)
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn bench_layer(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let policy = Policy::from_yaml(tiergate::EXAMPLE_POLICY).unwrap();
+    let mut group = c.benchmark_group("layer");
+    for case in cases() {
+        let name = format!("{:?}", case.alg);
+        let bearer = format!("Bearer {}", case.token);
+        let gate = TierGate::builder()
+            .policy(policy.clone())
+            .verifier(
+                Verifier::builder()
+                    .key(case.verifying)
+                    .issuer(ISS)
+                    .audience(AUD)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let plain = router();
+        let gated = router().layer(gate.layer());
+        // Sanity: the gated request is admitted.
+        let res = rt
+            .block_on(gated.clone().oneshot(request(&bearer)))
+            .unwrap();
+        assert_eq!(res.status(), 200, "{name}");
+
+        group.bench_function(BenchmarkId::new("without_layer", &name), |b| {
+            b.iter(|| {
+                rt.block_on(plain.clone().oneshot(request(black_box(&bearer))))
+                    .unwrap()
+            })
+        });
+        group.bench_function(BenchmarkId::new("with_layer", &name), |b| {
+            b.iter(|| {
+                rt.block_on(gated.clone().oneshot(request(black_box(&bearer))))
+                    .unwrap()
+            })
+        });
+
+        // The floor: jsonwebtoken's own decode of the same token (signature, exp, iss, aud)…
+        let mut validation = Validation::new(case.alg);
+        validation.set_issuer(&[ISS]);
+        validation.set_audience(&[AUD]);
+        group.bench_function(BenchmarkId::new("floor_jsonwebtoken_decode", &name), |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<Value>(black_box(&case.token), &case.decoding, &validation)
+                    .unwrap()
+            })
+        });
+    }
+    // …plus the engine: claims → Entitlements → route decision.
+    let payload: Value = json!({ "claims": { "plan": "pro", "role": "admin", "trial_ends": "2026-04-15", "seats": "5" } });
+    let now = chrono::Utc::now();
+    group.bench_function("floor_engine_decision", |b| {
+        b.iter(|| {
+            let claims = Claims::from_payload(black_box(&payload), &ClaimsLocation::default());
+            let ent = policy.entitlements(&claims, now);
+            ent.check_route("GET", "/api/dashboard").allowed()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_layer);
+criterion_main!(benches);
