@@ -260,3 +260,40 @@ async fn oidc_discovery_finds_the_key_set() {
     assert_eq!(ok.issuer(), Some(issuer.as_str()));
     assert_eq!(server.hits(), 1);
 }
+
+#[tokio::test]
+async fn an_old_set_is_refreshed_in_the_background_so_removed_keys_stop_verifying() {
+    let server = KeyServer::default();
+    server.publish(vec![ed25519_jwk("ed25519.pub.pem", "key-a")]);
+    let url = server.start().await;
+    let v = Verifier::builder()
+        .jwks_url(&url)
+        .with_jwks_options(
+            JwksOptions::default()
+                .cooldown(Duration::from_millis(50))
+                .refresh_interval(Duration::from_millis(200)),
+        )
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let now = chrono::Utc::now();
+    let token_a = sign_ed25519("ed25519.pem", "key-a", &payload(json!({})));
+    v.verify_fetching(&token_a, now).await.unwrap();
+
+    server.publish(vec![ed25519_jwk("ed25519-b.pub.pem", "key-b")]);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    // This request still sees the old set and starts a refresh without waiting for it.
+    v.verify_fetching(&token_a, now).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.hits() < 2 {
+        assert!(Instant::now() < deadline, "no background refresh");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while v.verify(&token_a, now).is_ok() {
+        assert!(Instant::now() < deadline, "the removed key still verifies");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(v.verify(&token_a, now).unwrap_err().kind(), TokenErrorKind::UnknownKey);
+}

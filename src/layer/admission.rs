@@ -5,6 +5,7 @@
 //! done by the service's response future.
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, Method, Response};
 use http_body_util::Full;
@@ -39,15 +40,17 @@ impl GateInner {
                 protocol,
             ));
         }
+        let now = (self.clock)();
         let token = match bearer_token(headers, self.cookie.as_deref()) {
             Ok(Some(t)) => t,
-            Ok(None) => return self.finish(method, path, protocol, Ok(None)).into(),
-            Err(e) => return self.finish(method, path, protocol, Err(e)).into(),
+            Ok(None) => return self.finish(method, path, protocol, now, Ok(None)).into(),
+            Err(e) => return self.finish(method, path, protocol, now, Err(e)).into(),
         };
-        let now = (self.clock)();
         match self.verifier.verify(token, now) {
             Err(e) if self.verifier.may_refetch(&e) => Admission::Fetch(token.to_owned()),
-            result => self.finish(method, path, protocol, result.map(Some)).into(),
+            result => self
+                .finish(method, path, protocol, now, result.map(Some))
+                .into(),
         }
     }
 
@@ -60,14 +63,15 @@ impl GateInner {
         method: &Method,
         path: &str,
         protocol: Protocol,
+        now: DateTime<Utc>,
         token: Result<Option<VerifiedToken>, TokenError>,
     ) -> Result<Admitted, Response<Full<Bytes>>> {
         let policy: Policy = self.store.policy();
         let method = method.as_str();
-        let public = policy.is_public(method, path);
         let token = match token {
             Ok(Some(t)) => t,
-            Ok(None) | Err(_) if public => return Ok(None),
+            // Only a caller without a valid token needs the extra lookup.
+            Ok(None) | Err(_) if policy.is_public(method, path) => return Ok(None),
             Ok(None) => {
                 let e = TokenError::new(
                     Kind::MissingToken,
@@ -77,7 +81,7 @@ impl GateInner {
             }
             Err(e) => return self.unauthorized(method, path, protocol, &e),
         };
-        let ent = policy.entitlements(token.claims(), (self.clock)());
+        let ent = policy.entitlements(token.claims(), now);
         let d = ent.check_route(method, path);
         let rule = d.rule().map(|r| r.pattern());
         let revision = d.revision();

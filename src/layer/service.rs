@@ -132,10 +132,11 @@ where
                 let gate = self.gate.clone();
                 ResponseFuture::fetching(Box::pin(async move {
                     let g = &gate.0;
-                    let verified = g.verifier.verify_fetching(&token, (g.clock)()).await;
+                    let now = (g.clock)();
+                    let verified = g.verifier.verify_fetching(&token, now).await;
                     let protocol = Protocol::of(req.headers());
                     let path = req.uri().path().to_owned();
-                    match g.finish(req.method(), &path, protocol, verified.map(Some)) {
+                    match g.finish(req.method(), &path, protocol, now, verified.map(Some)) {
                         Ok(ext) => {
                             insert(&mut req, ext);
                             Ok(inner.call(req).await?.map(Either::Left))

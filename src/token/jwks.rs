@@ -96,7 +96,10 @@ pub(crate) struct Jwks {
     client: reqwest::Client,
     keys: ArcSwap<KeySet>,
     loaded: AtomicBool,
-    loaded_at: Mutex<Option<Instant>>,
+    /// When the current set was loaded, in milliseconds since `epoch` (read on the
+    /// request path, so an atomic rather than a lock).
+    loaded_at_ms: AtomicU64,
+    epoch: Instant,
     state: Mutex<FetchState>,
     fetches: AtomicU64,
     failures: AtomicU64,
@@ -122,7 +125,8 @@ impl Jwks {
             client,
             keys: ArcSwap::from_pointee(KeySet::default()),
             loaded: AtomicBool::new(false),
-            loaded_at: Mutex::new(None),
+            loaded_at_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
             state: Mutex::new(FetchState::default()),
             fetches: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -132,9 +136,10 @@ impl Jwks {
     /// The current key set (the last good one). Starts a background refresh when the
     /// set is older than the refresh interval.
     pub(crate) fn keys(self: &Arc<Self>) -> arc_swap::Guard<Arc<KeySet>> {
-        let stale =
-            lock(&self.loaded_at).is_some_and(|t| t.elapsed() >= self.options.refresh_interval);
-        if stale {
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        let age_ms = now_ms.saturating_sub(self.loaded_at_ms.load(Ordering::Relaxed));
+        let refresh_ms = self.options.refresh_interval.as_millis() as u64;
+        if self.loaded.load(Ordering::Relaxed) && age_ms >= refresh_ms {
             self.start_fetch();
         }
         self.keys.load()
@@ -197,7 +202,8 @@ impl Jwks {
                     state.jwks_uri = Some(uri);
                     me.keys.store(Arc::new(set));
                     me.loaded.store(true, Ordering::Release);
-                    *lock(&me.loaded_at) = Some(Instant::now());
+                    let at = me.epoch.elapsed().as_millis() as u64;
+                    me.loaded_at_ms.store(at, Ordering::Relaxed);
                 }
                 Err(message) => {
                     me.failures.fetch_add(1, Ordering::Relaxed);
