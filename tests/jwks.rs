@@ -295,5 +295,8 @@ async fn an_old_set_is_refreshed_in_the_background_so_removed_keys_stop_verifyin
         assert!(Instant::now() < deadline, "the removed key still verifies");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(v.verify(&token_a, now).unwrap_err().kind(), TokenErrorKind::UnknownKey);
+    assert_eq!(
+        v.verify(&token_a, now).unwrap_err().kind(),
+        TokenErrorKind::UnknownKey
+    );
 }
