@@ -59,6 +59,8 @@ pub mod layer;
 pub mod policy;
 pub mod policy_test;
 pub mod reload;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod token;
 
 pub use claims::{Claims, ClaimsLocation};

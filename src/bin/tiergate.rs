@@ -5,6 +5,10 @@
 //! (`diff`, `token` and `serve` are not built yet.)
 
 use std::path::PathBuf;
+
+#[cfg(feature = "server")]
+#[path = "../cli/server_commands.rs"]
+mod server_commands;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
@@ -39,6 +43,21 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the reference claims-issuing server (and, with --demo-addr, a gated demo app).
+    #[cfg(feature = "server")]
+    Serve(server_commands::ServeArgs),
+    /// Manage API clients of the claims server.
+    #[cfg(feature = "server")]
+    #[command(subcommand)]
+    Client(server_commands::ClientCommand),
+    /// Manage dashboard admins of the claims server.
+    #[cfg(feature = "server")]
+    #[command(subcommand)]
+    Admin(server_commands::AdminCommand),
+    /// Manage the claims server's signing keys.
+    #[cfg(feature = "server")]
+    #[command(subcommand)]
+    Keys(server_commands::KeysCommand),
     /// Validate policy files; print every problem with its line and a fix.
     ///
     /// Exits 0 when every file is valid, 1 otherwise.
@@ -169,6 +188,16 @@ fn main() -> ExitCode {
         Command::Diff { old, new, format } => diff(&old, &new, format),
         Command::Token(args) => token(args),
         Command::Explain(args) => explain(args),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => {
+            parse_ttl(&args.token_ttl).and_then(|ttl| server_commands::serve(args, ttl))
+        }
+        #[cfg(feature = "server")]
+        Command::Client(cmd) => server_commands::client(cmd),
+        #[cfg(feature = "server")]
+        Command::Admin(cmd) => server_commands::admin(cmd),
+        #[cfg(feature = "server")]
+        Command::Keys(cmd) => server_commands::keys(cmd),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,245 @@
+//! The reference claims-issuing server (feature `server`): sets a user's claims
+//! (client credentials, e.g. after a Stripe webhook), issues the signed access
+//! tokens, publishes its keys — on SQLite by default, PostgreSQL by URL.
+//!
+//! ```no_run
+//! use tiergate::server::{ServeOptions, Server};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::bind(ServeOptions {
+//!     demo_addr: Some("127.0.0.1:3000".parse()?),
+//!     ..ServeOptions::default()
+//! })
+//! .await?;
+//! println!("claims API on http://{}", server.addr());
+//! server.run().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod db;
+pub mod demo;
+pub mod input;
+pub mod problem;
+pub mod secrets;
+pub mod signing;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use db::Db;
+pub use secrets::random_id;
+
+use crate::token::Verifier;
+use crate::{PolicyStore, TierGate, WatchOptions};
+
+/// How `tiergate serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The policy file (hot-reloaded; SIGHUP reloads it too).
+    pub policy: PathBuf,
+    /// `sqlite://tiergate.db` (default; created on first start) or `postgres://…`.
+    pub database_url: String,
+    /// The API's address.
+    pub addr: SocketAddr,
+    /// The `iss` of issued tokens; default `http://{addr}`.
+    pub issuer: Option<String>,
+    /// The `aud` of issued tokens.
+    pub audience: String,
+    /// Access-token lifetime.
+    pub token_ttl: Duration,
+    /// Also serve the gated demo app here.
+    pub demo_addr: Option<SocketAddr>,
+    /// Requests per minute per address on the sign-in, token and claims endpoints
+    /// (0 disables the limit).
+    pub rate_limit_per_minute: u32,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            policy: PathBuf::from("policies/saas.yaml"),
+            database_url: "sqlite://tiergate.db".into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: None,
+            audience: "tiergate-demo".into(),
+            token_ttl: Duration::from_secs(300),
+            demo_addr: None,
+            rate_limit_per_minute: 120,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The policy file is missing or invalid.
+    #[error("{0}")]
+    Policy(#[from] crate::PolicyError),
+    /// The database could not be opened or migrated.
+    #[error("{0}")]
+    Db(#[from] db::DbError),
+    /// An address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The demo app's gate could not be built.
+    #[error("demo app: {0}")]
+    Demo(String),
+    /// Serving failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A bound server, ready to [`run`](Self::run).
+pub struct Server {
+    api: TcpListener,
+    demo: Option<(TcpListener, TierGate)>,
+    state: Arc<api::AppState>,
+    _watch: Option<crate::reload::WatchHandle>,
+    created_key: bool,
+}
+
+impl Server {
+    /// Opens the database (migrating it), loads the policy, creates the first signing
+    /// key if there is none, and binds the addresses.
+    pub async fn bind(options: ServeOptions) -> Result<Server, ServeError> {
+        let db = Db::connect(&options.database_url).await?;
+        let store = PolicyStore::open(&options.policy)?;
+        let watch = store.watch(WatchOptions::default()).ok();
+        let (signer, created_key) = signing::Signer::open(db.clone(), options.token_ttl).await?;
+        let api = TcpListener::bind(options.addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: options.addr,
+                source,
+            })?;
+        let addr = api.local_addr()?;
+        let issuer = options
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let state = Arc::new(api::AppState {
+            db,
+            store: store.clone(),
+            signer,
+            issuer: issuer.clone(),
+            audience: options.audience.clone(),
+            limiter: secrets::RateLimiter::new(options.rate_limit_per_minute),
+        });
+        let demo = match options.demo_addr {
+            None => None,
+            Some(demo_addr) => {
+                // The demo verifies tokens the way any app would: through the JWKS URL.
+                let loopback = SocketAddr::from(([127, 0, 0, 1], addr.port()));
+                let host = if addr.ip().is_unspecified() {
+                    loopback
+                } else {
+                    addr
+                };
+                let verifier = Verifier::builder()
+                    .jwks_url(format!("http://{host}/.well-known/jwks.json"))
+                    .issuer(&issuer)
+                    .audience(&options.audience)
+                    .require_type("at+jwt")
+                    .build()
+                    .map_err(|e| ServeError::Demo(e.to_string()))?;
+                let gate = TierGate::builder()
+                    .store(store)
+                    .verifier(verifier)
+                    .build()
+                    .map_err(|e| ServeError::Demo(e.to_string()))?;
+                let listener =
+                    TcpListener::bind(demo_addr)
+                        .await
+                        .map_err(|source| ServeError::Bind {
+                            addr: demo_addr,
+                            source,
+                        })?;
+                Some((listener, gate))
+            }
+        };
+        Ok(Server {
+            api,
+            demo,
+            state,
+            _watch: watch,
+            created_key,
+        })
+    }
+
+    /// The API's bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.api
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The demo app's bound address, if it runs.
+    pub fn demo_addr(&self) -> Option<SocketAddr> {
+        self.demo.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// Whether this start created the first signing key (a fresh database).
+    pub fn created_key(&self) -> bool {
+        self.created_key
+    }
+
+    /// The issuer URL tokens carry.
+    pub fn issuer(&self) -> &str {
+        &self.state.issuer
+    }
+
+    /// The policy store (for status and SIGHUP reloads).
+    pub fn store(&self) -> &PolicyStore {
+        &self.state.store
+    }
+
+    /// Serves until an error (or forever).
+    pub async fn run(self) -> Result<(), ServeError> {
+        let app = api::router(self.state.clone());
+        let api = axum::serve(
+            self.api,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        );
+        match self.demo {
+            None => api.await?,
+            Some((listener, gate)) => {
+                let demo = axum::serve(listener, demo::router(&gate));
+                tokio::try_join!(async { api.await }, async { demo.await })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Creates an API client; returns `(client_id, client_secret)`. The secret is stored
+/// only as an argon2id hash: it cannot be shown again.
+pub async fn create_client(db: &Db, name: &str) -> Result<(String, String), db::DbError> {
+    let id = random_id("cli");
+    let secret = secrets::random_secret();
+    let hash = secrets::hash(secret.clone()).await;
+    db.insert_client(&id, name, &hash).await?;
+    Ok((id, secret))
+}
+
+/// Creates an admin, or sets an existing admin's password.
+pub async fn create_admin(db: &Db, email: &str, password: &str) -> Result<(), db::DbError> {
+    let hash = secrets::hash(password.to_owned()).await;
+    db.upsert_admin(email, &hash).await
+}
+
+/// Adds a new signing key; older keys stay published until their tokens expire.
+pub async fn rotate_keys(db: &Db) -> Result<String, db::DbError> {
+    let key = signing::generate_key();
+    db.rotate_in(&key).await?;
+    Ok(key.kid)
+}

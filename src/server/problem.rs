@@ -1,0 +1,141 @@
+//! API errors as RFC 9457 problem+json, each naming the field that is wrong.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// A 4xx (or 5xx) the API answers with.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    reason: &'static str,
+    detail: String,
+    field: Option<String>,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// A problem with a status, a stable reason code and a sentence.
+    pub fn new(status: StatusCode, reason: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            reason,
+            detail: detail.into(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    /// 422 for one field of the request.
+    pub fn field(field: impl Into<String>, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            field: Some(field.into()),
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail)
+        }
+    }
+
+    /// 401 for bad client credentials: the same body whether or not the client exists.
+    pub fn bad_client() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "the client id or secret is wrong",
+        )
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn rate_limited(retry_after: u64) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this address; retry later",
+            )
+        }
+    }
+
+    /// 500 that logs the cause and tells the client nothing internal.
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        tracing::error!(target: "tiergate::server", error = %cause, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server failed; it has been logged",
+        )
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The body as JSON.
+    pub fn body(&self) -> Value {
+        let mut body = json!({
+            "type": format!("urn:tiergate:problem:{}", self.reason),
+            "title": self.status.canonical_reason().unwrap_or("Error"),
+            "status": self.status.as_u16(),
+            "reason": self.reason,
+            "detail": self.detail,
+        });
+        if let Some(f) = &self.field {
+            body["field"] = json!(f);
+        }
+        body
+    }
+}
+
+impl From<super::db::DbError> for ApiError {
+    fn from(e: super::db::DbError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let text = r.body_text();
+        let status = r.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(status, "body_too_large", "the request body is too large");
+        }
+        // serde's messages name the field: "unknown field `x`", "missing field `email`".
+        let field = ["unknown field `", "missing field `"]
+            .iter()
+            .find_map(|p| text.split(p).nth(1).and_then(|rest| rest.split('`').next()))
+            .map(str::to_owned);
+        let status = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            status
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError {
+            field,
+            ..ApiError::new(status, "invalid_body", text)
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, Json(self.body())).into_response();
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(s) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tiergate\""),
+            );
+        }
+        res
+    }
+}
