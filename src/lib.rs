@@ -43,7 +43,9 @@
 //!   `grpc` (feature `tonic`): the same for tonic handlers.
 //! - [`policy_test`]: running `*.test.yaml` cases; [`diff`]: what a change does.
 //!
-//! Not built yet: the reference claims-issuing server (see the README's status table).
+//! - `server` (feature `server`): the reference claims-issuing server behind `tiergate serve`.
+//!
+//! Not built yet: the claims dashboard (see the README's status table).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

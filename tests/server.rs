@@ -1,0 +1,734 @@
+//! The reference claims server over real sockets, on SQLite (a temp file) and on the
+//! machine's PostgreSQL (127.0.0.1:5432, database `test`, a fresh schema per test).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tiergate::server::{self, Db, ServeOptions, Server};
+use tiergate::token::Verifier;
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+struct Harness {
+    api: String,
+    demo: String,
+    db: Db,
+    issuer: String,
+    client: (String, String),
+    http: reqwest::Client,
+}
+
+/// Leftovers of runs more than an hour old are removed; younger ones may belong to
+/// a run still going (another terminal, CI), so they stay.
+const STALE_SECS: i64 = 3600;
+
+async fn database_url(backend: Backend, name: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let unique = format!(
+        "{name}_{now}_{}",
+        server::random_id("t").trim_start_matches("t_")
+    );
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join("tiergate-server-tests");
+            std::fs::create_dir_all(&dir).unwrap();
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok());
+                if old.is_some_and(|age| age.as_secs() as i64 > STALE_SECS) {
+                    std::fs::remove_file(entry.path()).ok();
+                }
+            }
+            format!("sqlite://{}", dir.join(format!("{unique}.db")).display())
+        }
+        Backend::Postgres => {
+            let base = std::env::var("TIERGATE_TEST_POSTGRES")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let schema = format!("tg_{unique}");
+            // A schema of its own, so tests never see each other's rows.
+            sqlx::any::install_default_drivers();
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
+                .await
+                .expect("PostgreSQL at 127.0.0.1:5432 (database test) is running");
+            let names: Vec<(String,)> =
+                sqlx::query_as("SELECT CAST(schema_name AS TEXT) FROM information_schema.schemata WHERE schema_name LIKE 'tg_%'")
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+            for (old,) in names {
+                let created = old.rsplit('_').nth(1).and_then(|t| t.parse::<i64>().ok());
+                if created.is_some_and(|t| now - t > STALE_SECS) {
+                    sqlx::query(&format!("DROP SCHEMA IF EXISTS {old} CASCADE"))
+                        .execute(&mut conn)
+                        .await
+                        .ok();
+                }
+            }
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            format!("{base}?options=-c%20search_path%3D{schema}")
+        }
+    }
+}
+
+async fn start(backend: Backend, name: &str, rate_limit: u32) -> Harness {
+    let url = database_url(backend, name).await;
+    let server = Server::bind(ServeOptions {
+        policy: concat!(env!("CARGO_MANIFEST_DIR"), "/policies/saas.yaml").into(),
+        database_url: url.clone(),
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        demo_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        token_ttl: Duration::from_secs(300),
+        rate_limit_per_minute: rate_limit,
+        ..ServeOptions::default()
+    })
+    .await
+    .unwrap();
+    let api = format!("http://{}", server.addr());
+    let demo = format!("http://{}", server.demo_addr().unwrap());
+    let issuer = server.issuer().to_owned();
+    tokio::spawn(server.run());
+    let db = Db::connect(&url).await.unwrap();
+    let client = server::create_client(&db, "tests").await.unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    Harness {
+        api,
+        demo,
+        db,
+        issuer,
+        client,
+        http,
+    }
+}
+
+impl Harness {
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.api))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    fn with_client(&self, mut body: Value) -> Value {
+        body["client_id"] = json!(self.client.0);
+        body["client_secret"] = json!(self.client.1);
+        body
+    }
+
+    async fn set_claims(&self, email: &str, claims: Value) -> (u16, Value) {
+        self.post(
+            "/api/platform/claims",
+            self.with_client(json!({ "email": email, "claims": claims })),
+        )
+        .await
+    }
+
+    async fn token_for(&self, email: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/platform/tokens",
+                self.with_client(json!({ "email": email })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    fn verifier(&self) -> Verifier {
+        Verifier::builder()
+            .jwks_url(format!("{}/.well-known/jwks.json", self.api))
+            .issuer(&self.issuer)
+            .audience("tiergate-demo")
+            .require_type("at+jwt")
+            .build()
+            .unwrap()
+    }
+
+    async fn demo(&self, method: reqwest::Method, path: &str, token: &str) -> (u16, Value) {
+        let res = self
+            .http
+            .request(method, format!("{}{path}", self.demo))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both!(
+    claims_are_set_merged_and_removed,
+    invalid_claims_and_bodies_name_the_field,
+    an_idempotency_key_replays_the_first_response,
+    wrong_credentials_look_the_same_whether_or_not_the_client_exists,
+    minted_tokens_carry_the_stored_claims_and_verify_with_the_jwks,
+    refresh_picks_up_changed_claims_and_a_reused_refresh_token_fails,
+    rotated_keys_keep_old_tokens_valid_and_sign_new_ones_with_the_new_kid,
+    the_demo_app_gates_exactly_as_the_policy_says,
+    machine_tokens_follow_rfc_6749,
+);
+
+async fn claims_are_set_merged_and_removed(b: Backend) {
+    let h = start(b, "merge", 0).await;
+    let (status, body) = h
+        .set_claims(
+            "Ada@Example.com",
+            json!({ "plan": "free", "seats": "5", "team": "red" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["email"], "ada@example.com");
+    assert!(body["user_id"].as_str().unwrap().starts_with("usr_"));
+    let (_, body) = h
+        .set_claims("ada@example.com", json!({ "plan": "pro", "team": null }))
+        .await;
+    assert_eq!(body["claims"], json!({ "plan": "pro", "seats": "5" }));
+
+    let res = h
+        .http
+        .get(format!(
+            "{}/api/platform/claims?email=ada@example.com",
+            h.api
+        ))
+        .basic_auth(&h.client.0, Some(&h.client.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["claims"],
+        json!({ "plan": "pro", "seats": "5" })
+    );
+
+    let res = h
+        .http
+        .get(format!(
+            "{}/api/platform/audit?email=ada@example.com",
+            h.api
+        ))
+        .basic_auth(&h.client.0, Some(&h.client.1))
+        .send()
+        .await
+        .unwrap();
+    let audit: Value = res.json().await.unwrap();
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["actor"], format!("client:{}", h.client.0));
+    assert_eq!(
+        entries[0]["before"],
+        json!({ "plan": "free", "seats": "5", "team": "red" })
+    );
+    assert_eq!(entries[0]["after"], json!({ "plan": "pro", "seats": "5" }));
+}
+
+async fn invalid_claims_and_bodies_name_the_field(b: Backend) {
+    let h = start(b, "invalid", 0).await;
+    let cases = [
+        (
+            json!({ "plan": "prp" }),
+            "claims.plan",
+            "did you mean `pro`?",
+        ),
+        (
+            json!({ "role": "owner" }),
+            "claims.role",
+            "unknown role `owner`",
+        ),
+        (
+            json!({ "trial_ends": "soon" }),
+            "claims.trial_ends",
+            "a date",
+        ),
+        (json!({ "seats": -1 }), "claims.seats", "whole number"),
+        (json!({ "seats": "five" }), "claims.seats", "whole number"),
+    ];
+    for (claims, field, hint) in cases {
+        let (status, body) = h.set_claims("bob@example.com", claims.clone()).await;
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (422, Some(field)),
+            "{claims}: {body}"
+        );
+        assert!(body["detail"].as_str().unwrap().contains(hint), "{body}");
+    }
+    let (status, body) = h
+        .post(
+            "/api/platform/claims",
+            h.with_client(json!({ "email": "bob@example.com", "claims": {}, "colour": 1 })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("colour")),
+        "{body}"
+    );
+    let (status, body) = h
+        .post(
+            "/api/platform/claims",
+            h.with_client(json!({ "claims": {} })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("email")),
+        "{body}"
+    );
+    let (status, body) = h.set_claims("not-an-email", json!({})).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("email")),
+        "{body}"
+    );
+    let res = h
+        .http
+        .post(format!("{}/api/platform/claims", h.api))
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let huge = json!({ "email": "bob@example.com", "claims": { "x": "y".repeat(100_000) } });
+    let (status, _) = h.post("/api/platform/claims", h.with_client(huge)).await;
+    assert_eq!(status, 413);
+    // Nothing was stored by any of these.
+    assert!(
+        h.db.user_by_email("bob@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn an_idempotency_key_replays_the_first_response(b: Backend) {
+    let h = start(b, "idem", 0).await;
+    let body = h.with_client(json!({ "email": "cy@example.com", "claims": { "plan": "starter" } }));
+    let send = |body: Value| {
+        h.http
+            .post(format!("{}/api/platform/claims", h.api))
+            .header("idempotency-key", "evt_123")
+            .json(&body)
+            .send()
+    };
+    let first = send(body.clone()).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    let again = send(body.clone()).await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    let user = h.db.user_by_email("cy@example.com").await.unwrap().unwrap();
+    assert_eq!(
+        h.db.audit(&user.id).await.unwrap().len(),
+        1,
+        "the replay changed nothing"
+    );
+
+    let mut other = body.clone();
+    other["claims"]["plan"] = json!("pro");
+    let res = send(other).await.unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["reason"],
+        "idempotency_key_reused"
+    );
+}
+
+async fn wrong_credentials_look_the_same_whether_or_not_the_client_exists(b: Backend) {
+    let h = start(b, "creds", 0).await;
+    let claims = json!({ "email": "d@example.com", "claims": {} });
+    let mut wrong_secret = claims.clone();
+    wrong_secret["client_id"] = json!(h.client.0);
+    wrong_secret["client_secret"] = json!("nope");
+    let mut no_client = claims.clone();
+    no_client["client_id"] = json!("cli_doesnotexist");
+    no_client["client_secret"] = json!("nope");
+    let (s1, b1) = h.post("/api/platform/claims", wrong_secret).await;
+    let (s2, b2) = h.post("/api/platform/claims", no_client).await;
+    assert_eq!((s1, &b1), (s2, &b2));
+    assert_eq!(s1, 401);
+    assert_eq!(b1["reason"], "invalid_client");
+    let (s3, b3) = h.post("/api/platform/claims", claims).await;
+    assert_eq!((s3, b3["reason"].as_str()), (401, Some("invalid_client")));
+}
+
+async fn minted_tokens_carry_the_stored_claims_and_verify_with_the_jwks(b: Backend) {
+    let h = start(b, "mint", 0).await;
+    h.set_claims(
+        "eve@example.com",
+        json!({ "plan": "pro", "role": "admin", "trial_ends": "2026-04-15", "seats": "5" }),
+    )
+    .await;
+    let token = h.token_for("eve@example.com").await;
+    let verified = h
+        .verifier()
+        .verify_fetching(&token, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(verified.email(), Some("eve@example.com"));
+    assert_eq!(verified.claims().plan(), Some("pro"));
+    assert_eq!(verified.claims().seats(), Some(5));
+    assert!(verified.subject().unwrap().starts_with("usr_"));
+    assert!(verified.get("jti").is_some());
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert!(header.kid.is_some());
+
+    let (status, _) = h
+        .post(
+            "/api/platform/tokens",
+            h.with_client(json!({ "email": "nobody@example.com" })),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let oidc: Value = h
+        .http
+        .get(format!("{}/.well-known/openid-configuration", h.api))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        oidc["jwks_uri"],
+        format!("{}/.well-known/jwks.json", h.issuer)
+    );
+}
+
+async fn refresh_picks_up_changed_claims_and_a_reused_refresh_token_fails(b: Backend) {
+    let h = start(b, "refresh", 0).await;
+    let body = h.with_client(json!({ "email": "fay@example.com", "claims": { "plan": "free" }, "password": "a long password" }));
+    assert_eq!(h.post("/api/platform/claims", body).await.0, 200);
+    let (status, bad) = h
+        .post(
+            "/api/auth/login",
+            json!({ "email": "fay@example.com", "password": "wrong password" }),
+        )
+        .await;
+    assert_eq!(
+        (status, bad["reason"].as_str()),
+        (401, Some("invalid_credentials"))
+    );
+    let (status, nobody) = h
+        .post(
+            "/api/auth/login",
+            json!({ "email": "nobody@example.com", "password": "wrong password" }),
+        )
+        .await;
+    assert_eq!(
+        (status, &nobody),
+        (401, &bad),
+        "no hint whether the account exists"
+    );
+
+    let (status, tokens) = h
+        .post(
+            "/api/auth/login",
+            json!({ "email": "fay@example.com", "password": "a long password" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    let v = h.verifier();
+    let first = v
+        .verify_fetching(tokens["access_token"].as_str().unwrap(), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(first.claims().plan(), Some("free"));
+
+    h.set_claims("fay@example.com", json!({ "plan": "starter" }))
+        .await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let (status, next) = h
+        .post("/api/auth/refresh", json!({ "refresh_token": refresh }))
+        .await;
+    assert_eq!(status, 200, "{next}");
+    let second = v
+        .verify_fetching(next["access_token"].as_str().unwrap(), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(second.claims().plan(), Some("starter"));
+    assert_ne!(next["refresh_token"], tokens["refresh_token"], "rotated");
+
+    let (status, body) = h
+        .post("/api/auth/refresh", json!({ "refresh_token": refresh }))
+        .await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (401, Some("invalid_refresh_token"))
+    );
+    // Reuse revoked the whole family, including the token issued after it.
+    let (status, _) = h
+        .post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": next["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, 401);
+}
+
+async fn rotated_keys_keep_old_tokens_valid_and_sign_new_ones_with_the_new_kid(b: Backend) {
+    let h = start(b, "rotate", 0).await;
+    h.set_claims("gus@example.com", json!({ "plan": "pro" }))
+        .await;
+    let old = h.token_for("gus@example.com").await;
+    let old_kid = jsonwebtoken::decode_header(&old).unwrap().kid.unwrap();
+    let new_kid = server::rotate_keys(&h.db).await.unwrap();
+    // The server re-reads its keys at most a second later.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let new = h.token_for("gus@example.com").await;
+    assert_eq!(
+        jsonwebtoken::decode_header(&new).unwrap().kid.unwrap(),
+        new_kid
+    );
+
+    let jwks: Value = h
+        .http
+        .get(format!("{}/.well-known/jwks.json", h.api))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()),
+        "{kids:?}"
+    );
+    let v = h.verifier();
+    v.verify_fetching(&old, chrono::Utc::now()).await.unwrap();
+    v.verify_fetching(&new, chrono::Utc::now()).await.unwrap();
+}
+
+async fn the_demo_app_gates_exactly_as_the_policy_says(b: Backend) {
+    use reqwest::Method;
+    let h = start(b, "demo", 0).await;
+    h.set_claims("hal@example.com", json!({ "plan": "free" }))
+        .await;
+    let free = h.token_for("hal@example.com").await;
+    let (status, body) = h.demo(Method::GET, "/api/dashboard", &free).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["entitlements"]["plan"], "free");
+    assert_eq!(body["rule"]["pattern"], "/api/dashboard");
+    let (status, body) = h.demo(Method::POST, "/api/reports/export", &free).await;
+    assert_eq!(
+        (status, body["reason"].as_str(), body["upgrade_to"].as_str()),
+        (403, Some("feature_not_in_plan"), Some("starter"))
+    );
+    let (status, body) = h.demo(Method::GET, "/api/dashboard", "garbage").await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (401, Some("malformed_token"))
+    );
+
+    // The upgrade reaches the user's next token.
+    h.set_claims("hal@example.com", json!({ "plan": "starter" }))
+        .await;
+    let starter = h.token_for("hal@example.com").await;
+    let (status, body) = h.demo(Method::POST, "/api/reports/export", &starter).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["entitlements"]["plan"], "starter");
+    let (status, _) = h.demo(Method::GET, "/api/sso/config", &starter).await;
+    assert_eq!(status, 403);
+}
+
+async fn machine_tokens_follow_rfc_6749(b: Backend) {
+    let h = start(b, "oauth", 0).await;
+    let res = h
+        .http
+        .post(format!("{}/oauth/token", h.api))
+        .basic_auth(&h.client.0, Some(&h.client.1))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    let t = h
+        .verifier()
+        .verify_fetching(body["access_token"].as_str().unwrap(), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(t.subject(), Some(h.client.0.as_str()));
+
+    let res = h
+        .http
+        .post(format!("{}/oauth/token", h.api))
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "unsupported_grant_type"
+    );
+    let res = h
+        .http
+        .post(format!("{}/oauth/token", h.api))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "x"),
+            ("client_secret", "y"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "invalid_client"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_is_rate_limited_before_any_hashing() {
+    let h = start(Backend::Sqlite, "ratelimit", 3).await;
+    for _ in 0..3 {
+        let (status, _) = h
+            .post(
+                "/api/auth/login",
+                json!({ "email": "x@example.com", "password": "whatever1" }),
+            )
+            .await;
+        assert_eq!(status, 401);
+    }
+    let res = h
+        .http
+        .post(format!("{}/api/auth/login", h.api))
+        .json(&json!({ "email": "x@example.com", "password": "whatever1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait >= 1);
+    // The keys stay readable: only the sensitive endpoints are limited.
+    let res = h
+        .http
+        .get(format!("{}/.well-known/jwks.json", h.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[allow(dead_code)]
+#[path = "../examples/stripe_webhook.rs"]
+mod stripe_webhook;
+
+/// Signs a payload the way Stripe does.
+fn stripe_signature(secret: &str, payload: &str, t: i64) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = aws_lc_rs::hmac::sign(&key, format!("{t}.{payload}").as_bytes());
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={t},v1={hex}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stripe_subscription_event_sets_the_claims_once() {
+    let h = start(Backend::Sqlite, "stripe", 0).await;
+    let secret = "whsec_test_secret";
+    let hook = std::sync::Arc::new(stripe_webhook::Webhook {
+        endpoint_secret: secret.into(),
+        claims_api: h.api.clone(),
+        client_id: h.client.0.clone(),
+        client_secret: h.client.1.clone(),
+        http: h.http.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/webhooks/stripe", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, stripe_webhook::router(hook))
+            .await
+            .unwrap()
+    });
+
+    let event = json!({
+        "id": "evt_1", "type": "customer.subscription.updated",
+        "data": { "object": {
+            "status": "trialing", "trial_end": 1_800_000_000i64, "metadata": { "email": "ivy@example.com" },
+            "items": { "data": [{ "quantity": 4, "price": { "lookup_key": "pro" } }] },
+        }},
+    })
+    .to_string();
+    let now = chrono::Utc::now().timestamp();
+    let send = |sig: String| {
+        h.http
+            .post(&url)
+            .header("stripe-signature", sig)
+            .body(event.clone())
+            .send()
+    };
+
+    let res = send(stripe_signature(secret, &event, now)).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let user =
+        h.db.user_by_email("ivy@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(
+        Value::Object(user.claims.clone()),
+        json!({ "plan": "pro", "seats": 4, "trial_ends": 1_800_000_000i64 })
+    );
+    // Stripe retries: the same event changes nothing more.
+    assert_eq!(
+        send(stripe_signature(secret, &event, now))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(h.db.audit(&user.id).await.unwrap().len(), 1);
+
+    for bad in [
+        stripe_signature("whsec_wrong", &event, now),
+        stripe_signature(secret, &event, now - 3600),
+        "t=1".into(),
+    ] {
+        assert_eq!(send(bad).await.unwrap().status(), 400);
+    }
+}
