@@ -144,10 +144,12 @@ fn reload_on_sighup(store: tiergate::PolicyStore) {
         };
         while hup.recv().await.is_some() {
             match store.reload() {
-                Ok(outcome) => println!(
-                    "SIGHUP: policy {outcome:?}; revision {}",
-                    store.policy().revision()
-                ),
+                Ok(tiergate::reload::ReloadOutcome::Unchanged(rev)) => {
+                    println!("SIGHUP: the policy file is unchanged (revision {rev})")
+                }
+                Ok(tiergate::reload::ReloadOutcome::Swapped { from, to }) => {
+                    println!("SIGHUP: policy reloaded, revision {from} → {to}")
+                }
                 Err(e) => {
                     eprintln!("SIGHUP: the policy was not reloaded; the last good one stays:\n{e}")
                 }
