@@ -732,3 +732,51 @@ async fn a_stripe_subscription_event_sets_the_claims_once() {
         assert_eq!(send(bad).await.unwrap().status(), 400);
     }
 }
+
+/// `tiergate serve` reloads its policy on SIGHUP and says which revision is active.
+#[cfg(unix)]
+#[test]
+fn serve_reloads_the_policy_on_sighup() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = std::env::temp_dir().join(format!("tiergate-sighup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, tiergate::EXAMPLE_POLICY).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tiergate"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--policy"])
+        .arg(&policy)
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.join("hup.db").display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_line = || lines.next().expect("serve exited").unwrap();
+    while !next_line().contains("policy:") {}
+
+    let edited = format!("{}\n# edited\n", tiergate::EXAMPLE_POLICY);
+    std::fs::write(&policy, &edited).unwrap();
+    let new_revision = tiergate::Policy::from_yaml(&edited)
+        .unwrap()
+        .revision()
+        .to_string();
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let line = loop {
+        let line = next_line();
+        if line.starts_with("SIGHUP:") {
+            break line;
+        }
+    };
+    child.kill().ok();
+    child.wait().ok();
+    std::fs::remove_dir_all(&dir).ok();
+    // Whichever came first, the watcher or the signal, the edited file is now active.
+    assert!(line.contains(&new_revision), "{line}");
+}
