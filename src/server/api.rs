@@ -245,19 +245,27 @@ struct ByEmail {
     email: String,
 }
 
+/// The user a `?email=` query names, for an authenticated client.
+async fn queried_user(
+    s: &AppState,
+    headers: &HeaderMap,
+    q: Result<Query<ByEmail>, axum::extract::rejection::QueryRejection>,
+) -> Result<UserRow, ApiError> {
+    let (client, secret) = credentials(headers, None, None)?;
+    authenticate(s, &client, &secret).await?;
+    let Query(q) = q.map_err(|e| ApiError::field("email", e.body_text()))?;
+    let email = parse_email(&q.email)?;
+    s.db.user_by_email(&email)
+        .await?
+        .ok_or_else(|| not_found(&email))
+}
+
 async fn get_claims(
     State(s): State<Shared>,
     headers: HeaderMap,
     q: Result<Query<ByEmail>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let (client, secret) = credentials(&headers, None, None)?;
-    authenticate(&s, &client, &secret).await?;
-    let Query(q) = q.map_err(|e| ApiError::field("email", e.body_text()))?;
-    let email = parse_email(&q.email)?;
-    let user =
-        s.db.user_by_email(&email)
-            .await?
-            .ok_or_else(|| not_found(&email))?;
+    let user = queried_user(&s, &headers, q).await?;
     Ok(no_store(Json(user_json(&user)).into_response()))
 }
 
@@ -266,19 +274,10 @@ async fn audit(
     headers: HeaderMap,
     q: Result<Query<ByEmail>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let (client, secret) = credentials(&headers, None, None)?;
-    authenticate(&s, &client, &secret).await?;
-    let Query(q) = q.map_err(|e| ApiError::field("email", e.body_text()))?;
-    let email = parse_email(&q.email)?;
-    let user =
-        s.db.user_by_email(&email)
-            .await?
-            .ok_or_else(|| not_found(&email))?;
+    let user = queried_user(&s, &headers, q).await?;
     let entries = s.db.audit(&user.id).await?;
-    Ok(no_store(
-        Json(json!({ "user_id": user.id, "email": user.email, "entries": entries }))
-            .into_response(),
-    ))
+    let body = json!({ "user_id": user.id, "email": user.email, "entries": entries });
+    Ok(no_store(Json(body).into_response()))
 }
 
 fn not_found(email: &str) -> ApiError {

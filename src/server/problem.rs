@@ -1,7 +1,6 @@
 //! API errors as RFC 9457 problem+json, each naming the field that is wrong.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -91,30 +90,6 @@ impl ApiError {
 impl From<super::db::DbError> for ApiError {
     fn from(e: super::db::DbError) -> Self {
         ApiError::internal(e)
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        let text = r.body_text();
-        let status = r.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            return ApiError::new(status, "body_too_large", "the request body is too large");
-        }
-        // serde's messages name the field: "unknown field `x`", "missing field `email`".
-        let field = ["unknown field `", "missing field `"]
-            .iter()
-            .find_map(|p| text.split(p).nth(1).and_then(|rest| rest.split('`').next()))
-            .map(str::to_owned);
-        let status = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-            status
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        ApiError {
-            field,
-            ..ApiError::new(status, "invalid_body", text)
-        }
     }
 }
 
