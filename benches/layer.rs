@@ -11,10 +11,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use axum::routing::get;
+use base64::Engine as _;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
-use tiergate::token::{Verifier, VerifyingKey};
+use tiergate::token::{CacheOptions, Verifier, VerifyingKey};
 use tiergate::{Claims, ClaimsLocation, Policy, TierGate};
 use tower::ServiceExt;
 
@@ -95,25 +96,28 @@ fn bench_layer(c: &mut Criterion) {
     for case in cases() {
         let name = format!("{:?}", case.alg);
         let bearer = format!("Bearer {}", case.token);
-        let gate = TierGate::builder()
-            .policy(policy.clone())
-            .verifier(
-                Verifier::builder()
-                    .key(case.verifying)
-                    .issuer(ISS)
-                    .audience(AUD)
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-            .unwrap();
+        let gate = |cache: Option<CacheOptions>| {
+            TierGate::builder()
+                .policy(policy.clone())
+                .verifier(
+                    Verifier::builder()
+                        .key(case.verifying.clone())
+                        .issuer(ISS)
+                        .audience(AUD)
+                        .token_cache(cache)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap()
+        };
         let plain = router();
-        let gated = router().layer(gate.layer());
-        // Sanity: the gated request is admitted.
-        let res = rt
-            .block_on(gated.clone().oneshot(request(&bearer)))
-            .unwrap();
-        assert_eq!(res.status(), 200, "{name}");
+        let uncached = router().layer(gate(None).layer());
+        let cached = router().layer(gate(Some(CacheOptions::default())).layer());
+        for app in [&uncached, &cached] {
+            let res = rt.block_on(app.clone().oneshot(request(&bearer))).unwrap();
+            assert_eq!(res.status(), 200, "{name}");
+        }
 
         group.bench_function(BenchmarkId::new("without_layer", &name), |b| {
             b.iter(|| {
@@ -123,12 +127,42 @@ fn bench_layer(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("with_layer", &name), |b| {
             b.iter(|| {
-                rt.block_on(gated.clone().oneshot(request(black_box(&bearer))))
+                rt.block_on(uncached.clone().oneshot(request(black_box(&bearer))))
+                    .unwrap()
+            })
+        });
+        group.bench_function(BenchmarkId::new("with_layer_cache_hit", &name), |b| {
+            b.iter(|| {
+                rt.block_on(cached.clone().oneshot(request(black_box(&bearer))))
                     .unwrap()
             })
         });
 
-        // The floor: jsonwebtoken's own decode of the same token (signature, exp, iss, aud)…
+        // The verifier alone: the path the layer takes, and (for HMAC) the general
+        // path the fast path replaces.
+        let verifier = Verifier::builder()
+            .key(case.verifying.clone())
+            .issuer(ISS)
+            .audience(AUD)
+            .token_cache(None)
+            .build()
+            .unwrap();
+        let now = chrono::Utc::now();
+        group.bench_function(BenchmarkId::new("verify", &name), |b| {
+            b.iter(|| verifier.verify(black_box(&case.token), now).unwrap())
+        });
+        if name == "HS256" {
+            group.bench_function(BenchmarkId::new("verify_general_path", &name), |b| {
+                b.iter(|| {
+                    verifier
+                        .verify_general_path(black_box(&case.token), now)
+                        .unwrap()
+                })
+            });
+        }
+
+        // The floors: jsonwebtoken's own decode of the same token (signature, exp,
+        // iss, aud)…
         let mut validation = Validation::new(case.alg);
         validation.set_issuer(&[ISS]);
         validation.set_audience(&[AUD]);
@@ -138,6 +172,32 @@ fn bench_layer(c: &mut Criterion) {
                     .unwrap()
             })
         });
+        // …and the bare signature check (HMAC with the key schedule precomputed;
+        // aws-lc's verify for the others).
+        let (message, signature) = case.token.rsplit_once('.').unwrap();
+        if name == "HS256" {
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, SECRET);
+            let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(signature)
+                .unwrap();
+            group.bench_function(BenchmarkId::new("floor_signature", &name), |b| {
+                b.iter(|| {
+                    aws_lc_rs::hmac::verify(&key, black_box(message.as_bytes()), &sig).unwrap()
+                })
+            });
+        } else {
+            group.bench_function(BenchmarkId::new("floor_signature", &name), |b| {
+                b.iter(|| {
+                    jsonwebtoken::crypto::verify(
+                        signature,
+                        black_box(message.as_bytes()),
+                        &case.decoding,
+                        case.alg,
+                    )
+                    .unwrap()
+                })
+            });
+        }
     }
     // …plus the engine: claims → Entitlements → route decision.
     let payload: Value = json!({ "claims": { "plan": "pro", "role": "admin", "trial_ends": "2026-04-15", "seats": "5" } });

@@ -86,7 +86,64 @@ pub struct Claims {
     /// The instant the trial ends (exclusive), in unix seconds.
     pub(crate) trial_ends: Claim<i64>,
     pub(crate) seats: Claim<u64>,
-    custom: Map<String, Value>,
+    pub(crate) custom: Map<String, Value>,
+}
+
+/// The subscription claims' raw values, collected member by member (the last of a
+/// repeated member wins, as in a JSON object read into a map) and then read.
+/// Shared by [`Claims::from_map`] and the token fast path, so both read alike.
+pub(crate) struct ClaimMembers<V> {
+    plan: Option<V>,
+    role: Option<V>,
+    roles: Option<V>,
+    trial_ends: Option<V>,
+    seats: Option<V>,
+}
+
+impl<V> Default for ClaimMembers<V> {
+    fn default() -> Self {
+        ClaimMembers {
+            plan: None,
+            role: None,
+            roles: None,
+            trial_ends: None,
+            seats: None,
+        }
+    }
+}
+
+impl<V: std::borrow::Borrow<Value>> ClaimMembers<V> {
+    /// Keeps `value` when `key` is a subscription claim; gives it back otherwise.
+    pub(crate) fn take(&mut self, key: &str, value: V) -> Result<(), V> {
+        let slot = match key {
+            "plan" => &mut self.plan,
+            "role" => &mut self.role,
+            "roles" => &mut self.roles,
+            "trial_ends" => &mut self.trial_ends,
+            "seats" => &mut self.seats,
+            _ => return Err(value),
+        };
+        *slot = Some(value);
+        Ok(())
+    }
+
+    /// Reads the collected values into `claims`. `role` wins over `roles` unless it
+    /// is `null`, whatever their order in the token.
+    pub(crate) fn apply(self, claims: &mut Claims) {
+        fn read<V: std::borrow::Borrow<Value>, T>(
+            v: &Option<V>,
+            f: impl Fn(&Value) -> Claim<T>,
+        ) -> Claim<T> {
+            v.as_ref().map_or(Claim::Absent, |v| f(v.borrow()))
+        }
+        claims.plan = read(&self.plan, read_plan);
+        claims.roles = match &self.role {
+            Some(r) if !r.borrow().is_null() => read_roles(r.borrow()),
+            _ => read(&self.roles, read_roles),
+        };
+        claims.trial_ends = read(&self.trial_ends, |v| read_with(v, parse_trial_ends));
+        claims.seats = read(&self.seats, |v| read_with(v, parse_seats));
+    }
 }
 
 impl Claims {
@@ -131,20 +188,13 @@ impl Claims {
     /// Reads the claims from the members of the claims object.
     pub fn from_map(map: &Map<String, Value>) -> Claims {
         let mut claims = Claims::default();
+        let mut members = ClaimMembers::default();
         for (key, value) in map {
-            match key.as_str() {
-                "plan" => claims.plan = read_plan(value),
-                "role" | "roles" if claims.roles == Claim::Absent => {
-                    claims.roles = read_roles(value)
-                }
-                "role" | "roles" => {}
-                "trial_ends" => claims.trial_ends = read_with(value, parse_trial_ends),
-                "seats" => claims.seats = read_with(value, parse_seats),
-                _ => {
-                    claims.custom.insert(key.clone(), value.clone());
-                }
+            if let Err(custom) = members.take(key, value) {
+                claims.custom.insert(key.clone(), custom.clone());
             }
         }
+        members.apply(&mut claims);
         claims
     }
 
@@ -232,7 +282,9 @@ pub(crate) fn parse_trial_ends(v: &Value) -> Option<i64> {
         }),
         Value::String(s) => {
             let s = s.trim();
-            if let Ok(day) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            if let Some(day) =
+                plain_date(s).or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            {
                 let next = day.succ_opt()?;
                 return Some(next.and_hms_opt(0, 0, 0)?.and_utc().timestamp());
             }
@@ -246,6 +298,21 @@ pub(crate) fn parse_trial_ends(v: &Value) -> Option<i64> {
         }
         _ => None,
     }
+}
+
+/// `YYYY-MM-DD` read directly: the common case, without chrono's format
+/// interpreter. Anything else goes to chrono, which gives the same answer here.
+fn plain_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(digits(0..4)? as i32, digits(5..7)?, digits(8..10)?)
 }
 
 /// `null` is absent; anything `parse` cannot read is malformed.

@@ -31,25 +31,24 @@ pub(crate) enum Admission {
 impl GateInner {
     /// Decides a request, except when a JWKS refetch is needed.
     pub(crate) fn admit(&self, method: &Method, path: &str, headers: &HeaderMap) -> Admission {
-        let protocol = Protocol::of(headers);
         if self.store.is_stale() {
             tracing::error!(target: "tiergate", "refusing requests: the policy is older than its maximum staleness");
             return Admission::Deny(response::unavailable(
                 "policy_stale",
                 "the access policy could not be refreshed; try again shortly",
-                protocol,
+                Protocol::of(headers),
             ));
         }
         let now = (self.clock)();
         let token = match bearer_token(headers, self.cookie.as_deref()) {
             Ok(Some(t)) => t,
-            Ok(None) => return self.finish(method, path, protocol, now, Ok(None)).into(),
-            Err(e) => return self.finish(method, path, protocol, now, Err(e)).into(),
+            Ok(None) => return self.finish(method, path, headers, now, Ok(None)).into(),
+            Err(e) => return self.finish(method, path, headers, now, Err(e)).into(),
         };
         match self.verifier.verify(token, now) {
             Err(e) if self.verifier.may_refetch(&e) => Admission::Fetch(token.to_owned()),
             result => self
-                .finish(method, path, protocol, now, result.map(Some))
+                .finish(method, path, headers, now, result.map(Some))
                 .into(),
         }
     }
@@ -62,7 +61,7 @@ impl GateInner {
         &self,
         method: &Method,
         path: &str,
-        protocol: Protocol,
+        headers: &HeaderMap,
         now: DateTime<Utc>,
         token: Result<Option<VerifiedToken>, TokenError>,
     ) -> Result<Admitted, Response<Full<Bytes>>> {
@@ -77,9 +76,9 @@ impl GateInner {
                     Kind::MissingToken,
                     "send `Authorization: Bearer <access token>`",
                 );
-                return self.unauthorized(method, path, protocol, &e);
+                return self.unauthorized(method, path, headers, &e);
             }
-            Err(e) => return self.unauthorized(method, path, protocol, &e),
+            Err(e) => return self.unauthorized(method, path, headers, &e),
         };
         let ent = policy.entitlements(token.claims(), now);
         let d = ent.check_route(method, path);
@@ -102,7 +101,7 @@ impl GateInner {
                 rule, plan = d.plan(), upgrade_to = d.upgrade_to(), %revision,
                 sub = token.subject(), "denied"
             );
-            return Err(response::forbidden(&d, protocol));
+            return Err(response::forbidden(&d, Protocol::of(headers)));
         }
         Ok(Some((token, ent)))
     }
@@ -112,14 +111,14 @@ impl GateInner {
         &self,
         method: &str,
         path: &str,
-        protocol: Protocol,
+        headers: &HeaderMap,
         e: &TokenError,
     ) -> Result<Admitted, Response<Full<Bytes>>> {
         tracing::info!(
             target: "tiergate", method, path, allowed = false, reason = e.code(),
             detail = e.detail(), "token refused"
         );
-        Err(response::unauthorized(e, protocol))
+        Err(response::unauthorized(e, Protocol::of(headers)))
     }
 }
 

@@ -11,7 +11,6 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::admission::{Admission, Admitted};
-use super::response::Protocol;
 use super::{Anonymous, TierGate};
 
 /// The response body of a gated service: the inner service's body, or the layer's
@@ -47,7 +46,7 @@ pin_project! {
         // Admitted: the inner service's future.
         Inner { #[pin] future: F },
         // Denied: the response, taken once.
-        Denied { response: Option<Response<Full<Bytes>>> },
+        Denied { response: Option<Box<Response<Full<Bytes>>>> },
         // Waiting for a JWKS refetch, then deciding and maybe calling the inner service.
         Fetching { future: BoxFuture<Result<Response<GateBody<B>>, E>> },
     }
@@ -63,7 +62,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
     pub(crate) fn denied(response: Response<Full<Bytes>>) -> Self {
         ResponseFuture {
             state: State::Denied {
-                response: Some(response),
+                response: Some(Box::new(response)),
             },
         }
     }
@@ -89,7 +88,7 @@ where
                 Poll::Pending => Poll::Pending,
             },
             Projection::Denied { response } => match response.take() {
-                Some(res) => Poll::Ready(Ok(res.map(Either::Right))),
+                Some(res) => Poll::Ready(Ok((*res).map(Either::Right))),
                 None => panic!("ResponseFuture polled after completion"),
             },
             Projection::Fetching { future } => future.as_mut().poll(cx),
@@ -134,9 +133,8 @@ where
                     let g = &gate.0;
                     let now = (g.clock)();
                     let verified = g.verifier.verify_fetching(&token, now).await;
-                    let protocol = Protocol::of(req.headers());
                     let path = req.uri().path().to_owned();
-                    match g.finish(req.method(), &path, protocol, now, verified.map(Some)) {
+                    match g.finish(req.method(), &path, req.headers(), now, verified.map(Some)) {
                         Ok(ext) => {
                             insert(&mut req, ext);
                             Ok(inner.call(req).await?.map(Either::Left))

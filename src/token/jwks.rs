@@ -103,6 +103,9 @@ pub(crate) struct Jwks {
     state: Mutex<FetchState>,
     fetches: AtomicU64,
     failures: AtomicU64,
+    /// Bumped with every key set stored: cached verifications from an older set
+    /// are not used.
+    generation: AtomicU64,
 }
 
 impl Jwks {
@@ -130,19 +133,30 @@ impl Jwks {
             state: Mutex::new(FetchState::default()),
             fetches: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         })
     }
 
-    /// The current key set (the last good one). Starts a background refresh when the
-    /// set is older than the refresh interval.
-    pub(crate) fn keys(self: &Arc<Self>) -> arc_swap::Guard<Arc<KeySet>> {
+    /// The current key set (the last good one).
+    pub(crate) fn keys(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        self.keys.load()
+    }
+
+    /// The key set generation for this request, after starting a background
+    /// refresh if the set is older than the refresh interval (called for every
+    /// token, cached or not, so removed keys stop verifying on time).
+    pub(crate) fn current_generation(self: &Arc<Self>) -> u64 {
         let now_ms = self.epoch.elapsed().as_millis() as u64;
         let age_ms = now_ms.saturating_sub(self.loaded_at_ms.load(Ordering::Relaxed));
         let refresh_ms = self.options.refresh_interval.as_millis() as u64;
         if self.loaded.load(Ordering::Relaxed) && age_ms >= refresh_ms {
             self.start_fetch();
         }
-        self.keys.load()
+        self.generation()
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub(crate) fn stats(&self) -> JwksStats {
@@ -201,6 +215,7 @@ impl Jwks {
                 Ok((set, uri)) => {
                     state.jwks_uri = Some(uri);
                     me.keys.store(Arc::new(set));
+                    me.generation.fetch_add(1, Ordering::AcqRel);
                     me.loaded.store(true, Ordering::Release);
                     let at = me.epoch.elapsed().as_millis() as u64;
                     me.loaded_at_ms.store(at, Ordering::Relaxed);

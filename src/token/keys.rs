@@ -54,6 +54,9 @@ pub struct VerifyingKey {
     pub(crate) kid: Option<String>,
     pub(crate) alg: Algorithm,
     pub(crate) key: DecodingKey,
+    /// For HMAC keys: the key schedule, computed once (jsonwebtoken recomputes it
+    /// for every token).
+    pub(crate) hmac: Option<aws_lc_rs::hmac::Key>,
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -80,10 +83,16 @@ impl VerifyingKey {
         if secret.len() < MIN_HMAC_SECRET_BYTES {
             return Err(KeyError::SecretTooShort { len: secret.len() });
         }
+        let schedule = match alg {
+            Algorithm::HS384 => aws_lc_rs::hmac::HMAC_SHA384,
+            Algorithm::HS512 => aws_lc_rs::hmac::HMAC_SHA512,
+            _ => aws_lc_rs::hmac::HMAC_SHA256,
+        };
         Ok(VerifyingKey {
             kid: None,
             alg,
             key: DecodingKey::from_secret(secret),
+            hmac: Some(aws_lc_rs::hmac::Key::new(schedule, secret)),
         })
     }
 
@@ -111,6 +120,7 @@ impl VerifyingKey {
             kid: None,
             alg,
             key,
+            hmac: None,
         })
     }
 
@@ -161,6 +171,7 @@ impl VerifyingKey {
             kid: jwk.common.key_id.clone(),
             alg,
             key,
+            hmac: None,
         })
     }
 

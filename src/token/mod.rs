@@ -31,13 +31,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod cache;
 mod error;
+mod fast;
 #[cfg(feature = "jwks")]
 mod jwks;
 mod keys;
 mod keyset;
 mod verify;
 
+pub use cache::CacheOptions;
 pub use error::{TokenError, TokenErrorKind};
 pub use jsonwebtoken::Algorithm;
 #[cfg(feature = "jwks")]

@@ -2,17 +2,19 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::Algorithm;
+use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::cache::{CacheOptions, TokenCache};
 use super::error::{TokenError, TokenErrorKind as Kind};
+use super::fast::{self, Aud, HotPayload, StrOr};
 use super::keys::{KeyError, VerifyingKey};
 use super::keyset::{KeySet, Miss};
 use crate::claims::{Claims, ClaimsLocation};
@@ -28,11 +30,16 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 pub struct VerifiedToken(Arc<TokenInner>);
 
 struct TokenInner {
-    payload: Map<String, Value>,
+    /// The whole payload, parsed when first asked for (the fast path never needs it).
+    payload: OnceLock<Map<String, Value>>,
+    /// The decoded payload JSON, kept for that.
+    raw_payload: Box<[u8]>,
     claims: Claims,
     algorithm: Algorithm,
     key_id: Option<String>,
     expires_at: i64,
+    not_before: Option<i64>,
+    issued_at: Option<i64>,
 }
 
 impl VerifiedToken {
@@ -58,12 +65,15 @@ impl VerifiedToken {
 
     /// The whole payload, for claims tiergate does not model.
     pub fn payload(&self) -> &Map<String, Value> {
-        &self.0.payload
+        self.0.payload.get_or_init(|| {
+            // It was valid JSON object text when verified; this cannot fail.
+            serde_json::from_slice(&self.0.raw_payload).unwrap_or_default()
+        })
     }
 
     /// One payload member.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.0.payload.get(name)
+        self.payload().get(name)
     }
 
     /// When the token expires (`exp`).
@@ -81,8 +91,30 @@ impl VerifiedToken {
         self.0.key_id.as_deref()
     }
 
+    /// Whether the time claims still hold at `now` (for a cached token).
+    pub(crate) fn still_valid(&self, now: i64, leeway: i64) -> bool {
+        now < self.0.expires_at.saturating_add(leeway)
+            && self
+                .0
+                .not_before
+                .is_none_or(|nbf| now.saturating_add(leeway) >= nbf)
+            && self
+                .0
+                .issued_at
+                .is_none_or(|iat| iat <= now.saturating_add(leeway))
+    }
+
+    pub(crate) fn exp_secs(&self) -> i64 {
+        self.0.expires_at
+    }
+
+    /// Roughly what the token holds in memory, for the cache's byte budget.
+    pub(crate) fn approx_bytes(&self) -> usize {
+        self.0.raw_payload.len() * 2 + 256
+    }
+
     fn get_str(&self, name: &str) -> Option<&str> {
-        self.0.payload.get(name).and_then(Value::as_str)
+        self.payload().get(name).and_then(Value::as_str)
     }
 }
 
@@ -168,6 +200,7 @@ pub(crate) struct VerifierInner {
     typ: Option<String>,
     max_len: usize,
     location: ClaimsLocation,
+    cache: Option<TokenCache>,
 }
 
 impl fmt::Debug for Verifier {
@@ -198,6 +231,7 @@ pub struct VerifierBuilder {
     typ: Option<String>,
     max_len: usize,
     location: ClaimsLocation,
+    cache: Option<CacheOptions>,
 }
 
 impl Verifier {
@@ -216,6 +250,7 @@ impl Verifier {
             typ: None,
             max_len: DEFAULT_MAX_TOKEN_BYTES,
             location: ClaimsLocation::default(),
+            cache: Some(CacheOptions::default()),
         }
     }
 
@@ -223,9 +258,60 @@ impl Verifier {
     /// yet known fails with [`Kind::UnknownKey`]; [`verify_fetching`](Self::verify_fetching)
     /// refetches the key set first (what the layer does).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<VerifiedToken, TokenError> {
+        // Read first on every call: it also starts a JWKS refresh that is due.
+        let generation = self.key_generation();
+        let Some(cache) = &self.0.cache else {
+            return self.verify_uncached(token, now);
+        };
+        let secs = now.timestamp();
+        if let Some(hit) = cache.get(token, secs, self.0.leeway, generation) {
+            return Ok(hit);
+        }
+        let verified = self.verify_uncached(token, now)?;
+        cache.insert(token, &verified, secs, self.0.leeway, generation);
+        Ok(verified)
+    }
+
+    /// Which key set verified a cached token: a JWKS refetch starts a new one.
+    fn key_generation(&self) -> u64 {
+        #[cfg(feature = "jwks")]
+        if let Some(j) = &self.0.jwks {
+            return j.current_generation();
+        }
+        0
+    }
+
+    /// Tokens in the verified-token cache.
+    pub fn cached_tokens(&self) -> usize {
+        self.0.cache.as_ref().map_or(0, TokenCache::len)
+    }
+
+    fn verify_uncached(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedToken, TokenError> {
         let parsed = Parsed::new(token, self.0.max_len)?;
         self.check_header(&parsed)?;
-        self.verify_parsed(&parsed, now.timestamp())
+        match &self.0.location {
+            ClaimsLocation::Nested(key) if parsed.alg.family() == AlgorithmFamily::Hmac => {
+                self.verify_fast(&parsed, now.timestamp(), key)
+            }
+            _ => self.verify_general(&parsed, now.timestamp()),
+        }
+    }
+
+    /// Verifies on the general path only, never the HMAC fast path: for the
+    /// differential tests that hold the two to the same answers.
+    #[doc(hidden)]
+    pub fn verify_general_path(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedToken, TokenError> {
+        let parsed = Parsed::new(token, self.0.max_len)?;
+        self.check_header(&parsed)?;
+        self.verify_general(&parsed, now.timestamp())
     }
 
     /// Like [`verify`](Self::verify), but when the token names a `kid` no loaded key
@@ -286,20 +372,55 @@ impl Verifier {
         Ok(())
     }
 
-    fn verify_parsed(&self, p: &Parsed<'_>, now: i64) -> Result<VerifiedToken, TokenError> {
-        let alg = p.alg;
-        let kid = p.kid.as_deref();
-        let key_id = self.find_key(p, kid, alg)?;
-        let payload = decode_payload(p.payload)?;
-        self.check_registered(&payload, now)?;
-        let expires_at = numeric_date(&payload, "exp")?.unwrap_or(i64::MAX);
+    /// The general path: any algorithm (signature through `jsonwebtoken::crypto`),
+    /// the whole payload parsed into a map, any claims location.
+    fn verify_general(&self, p: &Parsed<'_>, now: i64) -> Result<VerifiedToken, TokenError> {
+        let key_id = self.find_key(p, |k| p.signature_ok(k))?;
+        let raw = decode_b64(p.payload)?;
+        let payload = parse_payload(&raw)?;
+        let times = self.check_registered(&Registered::from_map(&payload), now)?;
         let claims = Claims::from_payload_map(&payload, &self.0.location);
         Ok(VerifiedToken(Arc::new(TokenInner {
-            payload,
+            payload: OnceLock::from(payload),
+            raw_payload: raw.into_boxed_slice(),
             claims,
-            algorithm: alg,
+            algorithm: p.alg,
             key_id,
-            expires_at,
+            expires_at: times.exp,
+            not_before: times.nbf,
+            issued_at: times.iat,
+        })))
+    }
+
+    /// The HMAC fast path (see [`super::fast`]): the same checks and answers.
+    fn verify_fast(
+        &self,
+        p: &Parsed<'_>,
+        now: i64,
+        claims_key: &str,
+    ) -> Result<VerifiedToken, TokenError> {
+        let message = p.message.as_bytes();
+        let key_id = self.find_key(p, |k| fast::hmac_signature_ok(k, message, p.signature))?;
+        let raw = decode_b64(p.payload)?;
+        let mut hot = HotPayload::parse(&raw, claims_key).map_err(|e| {
+            malformed(if e.is_data() {
+                "the payload is not a JSON object"
+            } else {
+                "the payload is not valid JSON"
+            })
+        })?;
+        let times = self.check_registered(&Registered::from_hot(&hot), now)?;
+        let claims = hot.claims.take().map(|c| c.0).unwrap_or_default();
+        drop(hot);
+        Ok(VerifiedToken(Arc::new(TokenInner {
+            payload: OnceLock::new(),
+            raw_payload: raw.into_boxed_slice(),
+            claims,
+            algorithm: p.alg,
+            key_id,
+            expires_at: times.exp,
+            not_before: times.nbf,
+            issued_at: times.iat,
         })))
     }
 
@@ -307,14 +428,14 @@ impl Verifier {
     fn find_key(
         &self,
         p: &Parsed<'_>,
-        kid: Option<&str>,
-        alg: Algorithm,
+        signature_ok: impl Fn(&VerifyingKey) -> bool,
     ) -> Result<Option<String>, TokenError> {
+        let (kid, alg) = (p.kid.as_deref(), p.alg);
         #[cfg_attr(not(feature = "jwks"), allow(unused_mut))]
         let mut miss = match self.0.keys.candidates(kid, alg) {
             Ok(mut keys) => {
                 return keys
-                    .find(|k| p.signature_ok(k))
+                    .find(|k| signature_ok(k))
                     .map(|k| k.kid.clone())
                     .ok_or_else(bad_signature);
             }
@@ -326,7 +447,7 @@ impl Verifier {
             match set.candidates(kid, alg) {
                 Ok(mut keys) => {
                     return keys
-                        .find(|k| p.signature_ok(k))
+                        .find(|k| signature_ok(k))
                         .map(|k| k.kid.clone())
                         .ok_or_else(bad_signature);
                 }
@@ -350,15 +471,18 @@ impl Verifier {
         })
     }
 
-    fn check_registered(&self, payload: &Map<String, Value>, now: i64) -> Result<(), TokenError> {
+    /// `exp`, `nbf`, `iat`, `iss`, `aud`: the same checks, in the same order, for
+    /// both paths. Returns `exp`.
+    fn check_registered(&self, reg: &Registered<'_>, now: i64) -> Result<Times, TokenError> {
         let leeway = self.0.leeway;
-        let Some(exp) = numeric_date(payload, "exp")? else {
+        let Some(exp) = numeric_date(reg.exp, "exp")? else {
             return Err(missing("exp"));
         };
         if now >= exp.saturating_add(leeway) {
             return Err(TokenError::new(Kind::Expired, "the token has expired"));
         }
-        if let Some(nbf) = numeric_date(payload, "nbf")?
+        let nbf = numeric_date(reg.nbf, "nbf")?;
+        if let Some(nbf) = nbf
             && now.saturating_add(leeway) < nbf
         {
             return Err(TokenError::new(
@@ -366,7 +490,8 @@ impl Verifier {
                 "the token is not valid yet (`nbf`)",
             ));
         }
-        if let Some(iat) = numeric_date(payload, "iat")?
+        let iat = numeric_date(reg.iat, "iat")?;
+        if let Some(iat) = iat
             && iat > now.saturating_add(leeway)
         {
             return Err(TokenError::new(
@@ -375,30 +500,41 @@ impl Verifier {
             ));
         }
         if !self.0.issuers.is_empty() {
-            match payload.get("iss") {
+            match reg.iss {
                 None => return Err(missing("iss")),
-                Some(Value::String(iss)) if self.0.issuers.iter().any(|i| i == iss) => {}
-                Some(Value::String(_)) => {
+                Some(Some(iss)) if self.0.issuers.iter().any(|i| i == iss) => {}
+                Some(Some(_)) => {
                     return Err(TokenError::new(
                         Kind::WrongIssuer,
                         "the token's `iss` is not an accepted issuer",
                     ));
                 }
-                Some(_) => return Err(invalid("iss", "a string")),
+                Some(None) => return Err(invalid("iss", "a string")),
             }
         }
         if !self.0.audiences.is_empty() {
             let accepted = |a: &str| self.0.audiences.iter().any(|x| x == a);
-            let ok = match payload.get("aud") {
+            let not_strings = || invalid("aud", "a string or an array of strings");
+            let ok = match &reg.aud {
                 None => return Err(missing("aud")),
-                Some(Value::String(a)) => accepted(a),
-                Some(Value::Array(list)) => {
+                Some(AudView::One(Some(a))) => accepted(a),
+                Some(AudView::One(None)) => return Err(not_strings()),
+                Some(AudView::Values(list)) => {
                     if !list.iter().all(Value::is_string) {
-                        return Err(invalid("aud", "a string or an array of strings"));
+                        return Err(not_strings());
                     }
                     list.iter().filter_map(Value::as_str).any(accepted)
                 }
-                Some(_) => return Err(invalid("aud", "a string or an array of strings")),
+                Some(AudView::Strs(list)) => {
+                    let mut strs = list.iter().map(|v| match v {
+                        StrOr::Str(s) => Some(&**s),
+                        StrOr::Other => None,
+                    });
+                    if strs.clone().any(|s| s.is_none()) {
+                        return Err(not_strings());
+                    }
+                    strs.any(|s| s.is_some_and(accepted))
+                }
             };
             if !ok {
                 return Err(TokenError::new(
@@ -407,7 +543,7 @@ impl Verifier {
                 ));
             }
         }
-        Ok(())
+        Ok(Times { exp, nbf, iat })
     }
 }
 
@@ -434,11 +570,8 @@ fn malformed(detail: &'static str) -> TokenError {
 }
 
 /// A NumericDate claim: a JSON number of seconds (fractions are truncated).
-fn numeric_date(
-    payload: &Map<String, Value>,
-    claim: &'static str,
-) -> Result<Option<i64>, TokenError> {
-    match payload.get(claim) {
+fn numeric_date(value: Option<&Value>, claim: &'static str) -> Result<Option<i64>, TokenError> {
+    match value {
         None => Ok(None),
         Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
             (Some(i), _) => Ok(Some(i)),
@@ -449,11 +582,70 @@ fn numeric_date(
     }
 }
 
-fn decode_payload(segment: &str) -> Result<Map<String, Value>, TokenError> {
-    let bytes = URL_SAFE_NO_PAD
+/// The time claims of a verified token.
+struct Times {
+    exp: i64,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+}
+
+/// The registered claims as either path found them.
+struct Registered<'v> {
+    exp: Option<&'v Value>,
+    nbf: Option<&'v Value>,
+    iat: Option<&'v Value>,
+    /// `Some(None)`: present but not a string.
+    iss: Option<Option<&'v str>>,
+    aud: Option<AudView<'v>>,
+}
+
+enum AudView<'v> {
+    /// A single value: `Some` when it is a string.
+    One(Option<&'v str>),
+    Values(&'v [Value]),
+    Strs(&'v [StrOr<'v>]),
+}
+
+impl<'v> Registered<'v> {
+    fn from_map(payload: &'v Map<String, Value>) -> Registered<'v> {
+        Registered {
+            exp: payload.get("exp"),
+            nbf: payload.get("nbf"),
+            iat: payload.get("iat"),
+            iss: payload.get("iss").map(Value::as_str),
+            aud: payload.get("aud").map(|a| match a {
+                Value::Array(list) => AudView::Values(list),
+                other => AudView::One(other.as_str()),
+            }),
+        }
+    }
+
+    fn from_hot(p: &'v HotPayload<'v>) -> Registered<'v> {
+        let str_of = |v: &'v StrOr<'v>| match v {
+            StrOr::Str(s) => Some(&**s),
+            StrOr::Other => None,
+        };
+        Registered {
+            exp: p.exp.as_ref(),
+            nbf: p.nbf.as_ref(),
+            iat: p.iat.as_ref(),
+            iss: p.iss.as_ref().map(str_of),
+            aud: p.aud.as_ref().map(|a| match a {
+                Aud::One(v) => AudView::One(str_of(v)),
+                Aud::Many(list) => AudView::Strs(list),
+            }),
+        }
+    }
+}
+
+fn decode_b64(segment: &str) -> Result<Vec<u8>, TokenError> {
+    URL_SAFE_NO_PAD
         .decode(segment)
-        .map_err(|_| malformed("the payload is not valid base64url"))?;
-    match serde_json::from_slice::<Value>(&bytes) {
+        .map_err(|_| malformed("the payload is not valid base64url"))
+}
+
+fn parse_payload(bytes: &[u8]) -> Result<Map<String, Value>, TokenError> {
+    match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(malformed("the payload is not a JSON object")),
         Err(_) => Err(malformed("the payload is not valid JSON")),
@@ -471,6 +663,19 @@ struct Header<'a> {
     typ: Option<Cow<'a, str>>,
     #[serde(default)]
     crit: Option<serde::de::IgnoredAny>,
+}
+
+/// Whether every byte is base64url or `.`. Written without an early exit so the
+/// compiler can check many bytes per instruction: this runs on every request.
+fn in_token_alphabet(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, &b| {
+        ok & (b.is_ascii_uppercase()
+            | b.is_ascii_lowercase()
+            | b.is_ascii_digit()
+            | (b == b'-')
+            | (b == b'_')
+            | (b == b'.'))
+    })
 }
 
 /// A token split into its parts, with the header decoded.
@@ -498,10 +703,7 @@ impl<'t> Parsed<'t> {
                 "the bearer token is empty",
             ));
         }
-        if !token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        {
+        if !in_token_alphabet(token.as_bytes()) {
             return Err(malformed(
                 "the token has characters outside base64url and `.`",
             ));
@@ -668,6 +870,13 @@ impl VerifierBuilder {
         self
     }
 
+    /// The verified-token cache: on by default (10,000 tokens, 16 MiB, 60 s);
+    /// `None` verifies every token every time.
+    pub fn token_cache(mut self, options: Option<CacheOptions>) -> Self {
+        self.cache = options;
+        self
+    }
+
     /// Checks the configuration.
     pub fn build(self) -> Result<Verifier, ConfigError> {
         if let Some(e) = self.error {
@@ -701,6 +910,7 @@ impl VerifierBuilder {
             typ: self.typ,
             max_len: self.max_len,
             location: self.location,
+            cache: self.cache.map(TokenCache::new),
         })))
     }
 }

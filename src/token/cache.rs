@@ -1,0 +1,164 @@
+//! A bounded cache of verified tokens, so a token used for many requests is
+//! verified once.
+//!
+//! Keyed by the whole token: a fast (randomly seeded) hash picks the slot, and the
+//! map compares the full bytes, never the hash alone. Only tokens that verified are
+//! stored. An entry lives no longer than the token's `exp` (plus leeway) and the
+//! configured maximum age, and `exp`, `nbf` and `iat` are checked against the clock
+//! on every hit, so a hit answers exactly what a fresh verification would. The cache
+//! holds nothing derived from the policy (entitlements are computed per request
+//! from the cached claims), so a policy reload needs no flush; an entry verified with
+//! an older JWKS key set is never used.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::verify::VerifiedToken;
+
+/// Size limits and lifetime of the verified-token cache.
+#[derive(Debug, Clone)]
+pub struct CacheOptions {
+    max_entries: usize,
+    max_bytes: usize,
+    max_age: Duration,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        CacheOptions {
+            max_entries: 10_000,
+            max_bytes: 16 * 1024 * 1024,
+            max_age: Duration::from_secs(60),
+        }
+    }
+}
+
+impl CacheOptions {
+    /// At most this many tokens (default 10,000).
+    pub fn max_entries(mut self, n: usize) -> Self {
+        self.max_entries = n;
+        self
+    }
+
+    /// At most about this many bytes of tokens and payloads (default 16 MiB).
+    pub fn max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = n;
+        self
+    }
+
+    /// An entry is verified again after this long even if its token is still valid
+    /// (default 60 s).
+    pub fn max_age(mut self, d: Duration) -> Self {
+        self.max_age = d;
+        self
+    }
+}
+
+const SHARDS: usize = 16;
+
+struct Entry {
+    token: VerifiedToken,
+    /// Unix seconds after which the entry is not used.
+    stale_at: i64,
+    generation: u64,
+    bytes: usize,
+}
+
+type Shard = RwLock<HashMap<Box<str>, Entry, foldhash::fast::RandomState>>;
+
+pub(crate) struct TokenCache {
+    shards: Box<[Shard]>,
+    hasher: foldhash::fast::RandomState,
+    options: CacheOptions,
+    bytes: AtomicUsize,
+}
+
+impl TokenCache {
+    pub(crate) fn new(options: CacheOptions) -> TokenCache {
+        TokenCache {
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(HashMap::default()))
+                .collect(),
+            hasher: foldhash::fast::RandomState::default(),
+            options,
+            bytes: AtomicUsize::new(0),
+        }
+    }
+
+    fn shard(&self, token: &str) -> &Shard {
+        &self.shards[self.hasher.hash_one(token.as_bytes()) as usize % SHARDS]
+    }
+
+    /// The cached token, if it is there, verified with the current key set
+    /// (`generation`) and still valid at `now`.
+    pub(crate) fn get(
+        &self,
+        token: &str,
+        now: i64,
+        leeway: i64,
+        generation: u64,
+    ) -> Option<VerifiedToken> {
+        let shard = self.shard(token).read().unwrap_or_else(|p| p.into_inner());
+        let e = shard.get(token)?;
+        let fresh =
+            e.generation == generation && now < e.stale_at && e.token.still_valid(now, leeway);
+        fresh.then(|| e.token.clone())
+    }
+
+    /// Remembers a token that just verified.
+    pub(crate) fn insert(
+        &self,
+        token: &str,
+        verified: &VerifiedToken,
+        now: i64,
+        leeway: i64,
+        generation: u64,
+    ) {
+        let max_age = i64::try_from(self.options.max_age.as_secs()).unwrap_or(i64::MAX);
+        let stale_at = verified
+            .exp_secs()
+            .saturating_add(leeway)
+            .min(now.saturating_add(max_age));
+        let bytes = token.len() + verified.approx_bytes();
+        let per_shard = (self.options.max_entries / SHARDS).max(1);
+        let mut shard = self.shard(token).write().unwrap_or_else(|p| p.into_inner());
+        if shard.len() >= per_shard
+            || self.bytes.load(Ordering::Relaxed) + bytes > self.options.max_bytes
+        {
+            // Make room: first what has gone stale, then (if still full) everything
+            // in this shard. Crude, but bounded and never wrong: a miss only costs a
+            // verification.
+            let before: usize = shard.values().map(|e| e.bytes).sum();
+            shard.retain(|_, e| now < e.stale_at);
+            if shard.len() >= per_shard {
+                shard.clear();
+            }
+            let after: usize = shard.values().map(|e| e.bytes).sum();
+            self.bytes.fetch_sub(before - after, Ordering::Relaxed);
+            if self.bytes.load(Ordering::Relaxed) + bytes > self.options.max_bytes {
+                return;
+            }
+        }
+        let entry = Entry {
+            token: verified.clone(),
+            stale_at,
+            generation,
+            bytes,
+        };
+        if let Some(old) = shard.insert(token.into(), entry) {
+            self.bytes.fetch_sub(old.bytes, Ordering::Relaxed);
+        }
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Entries held (for tests and status).
+    pub(crate) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+}

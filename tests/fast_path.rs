@@ -1,0 +1,349 @@
+//! The HMAC fast path against the general path: the same answer and the same reason
+//! for generated tokens (proptest), the layer's attack corpus, and the Wycheproof
+//! JWS vectors (read from `../shared/testdata/wycheproof/`, or `$WYCHEPROOF_DIR`).
+
+mod support;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use support::*;
+use tiergate::token::{TokenError, VerifiedToken, Verifier, VerifyingKey};
+
+fn verifier() -> Verifier {
+    Verifier::builder()
+        .key(
+            VerifyingKey::hmac(Algorithm::HS256, SECRET)
+                .unwrap()
+                .with_kid("hmac-HS256"),
+        )
+        .key(
+            VerifyingKey::from_pem(Algorithm::EdDSA, key_file("ed25519.pub.pem"))
+                .unwrap()
+                .with_kid("ed"),
+        )
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .token_cache(None)
+        .build()
+        .unwrap()
+}
+
+/// What a verification decided, in comparable form.
+fn outcome(r: &Result<VerifiedToken, TokenError>) -> Result<Value, &'static str> {
+    match r {
+        Err(e) => Err(e.code()),
+        Ok(t) => Ok(json!({
+            "plan": t.claims().plan(),
+            "roles": t.claims().roles().collect::<Vec<_>>(),
+            "seats": t.claims().seats(),
+            "trial_ends": t.claims().trial_ends().map(|d| d.timestamp()),
+            "notes": t.claims().notes(),
+            "custom": t.claims().custom(),
+            "exp": t.expires_at().timestamp(),
+            "sub": t.subject(),
+            "payload": t.payload(),
+        })),
+    }
+}
+
+fn assert_same(
+    v: &Verifier,
+    token: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Value, &'static str> {
+    let fast = outcome(&v.verify(token, now));
+    let general = outcome(&v.verify_general_path(token, now));
+    assert_eq!(fast, general, "token {token}");
+    fast
+}
+
+/// HS256 over exactly these header and payload texts.
+fn sign_raw(header: &str, payload: &str) -> String {
+    forge_text(header, payload, SECRET)
+}
+
+fn forge_text(header: &str, payload: &str, key: &[u8]) -> String {
+    let msg = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let sig = jsonwebtoken::crypto::sign(
+        msg.as_bytes(),
+        &jsonwebtoken::EncodingKey::from_secret(key),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    format!("{msg}.{sig}")
+}
+
+/// JSON texts for one member's value, including the awkward ones.
+fn value_text() -> impl Strategy<Value = String> {
+    let now = now();
+    prop_oneof![
+        Just(format!("{}", now + 300)),
+        Just(format!("{}", now - 300)),
+        Just(format!("{}.75", now + 100)),
+        Just("1e400".to_owned()),
+        Just("-1".to_owned()),
+        Just("18446744073709551615".to_owned()),
+        Just("1.5e300".to_owned()),
+        Just(format!("\"{}\"", now + 300)),
+        Just(format!("\"{ISSUER}\"")),
+        Just(format!("\"{AUDIENCE}\"")),
+        Just(format!("[\"x\", \"{AUDIENCE}\"]")),
+        Just(format!("[\"{AUDIENCE}\", 1]")),
+        Just("[]".to_owned()),
+        Just("null".to_owned()),
+        Just("true".to_owned()),
+        Just("{}".to_owned()),
+        Just("\"caf\\u00e9\"".to_owned()),
+        Just("\"\\ud800\"".to_owned()),
+        "[a-z]{0,6}".prop_map(|s| format!("\"{s}\"")),
+    ]
+}
+
+fn claims_text() -> impl Strategy<Value = String> {
+    let member = prop_oneof![
+        Just("\"plan\": \"pro\"".to_owned()),
+        Just("\"plan\": \"  starter \"".to_owned()),
+        Just("\"plan\": 5".to_owned()),
+        Just("\"plan\": null".to_owned()),
+        Just("\"role\": \"admin\"".to_owned()),
+        Just("\"role\": [\"admin\", \"member\"]".to_owned()),
+        Just("\"role\": [\"admin\", 3]".to_owned()),
+        Just("\"role\": null".to_owned()),
+        Just("\"roles\": [\"member\"]".to_owned()),
+        Just("\"roles\": \"\"".to_owned()),
+        Just("\"seats\": \"5\"".to_owned()),
+        Just("\"seats\": -2".to_owned()),
+        Just("\"seats\": 2.0".to_owned()),
+        Just("\"seats\": \"five\"".to_owned()),
+        Just("\"trial_ends\": \"2026-04-15\"".to_owned()),
+        Just("\"trial_ends\": \"2026-4-5\"".to_owned()),
+        Just("\"trial_ends\": \"2026-02-30\"".to_owned()),
+        Just("\"trial_ends\": \"2026-04-15T10:00:00Z\"".to_owned()),
+        Just("\"trial_ends\": 1800000000".to_owned()),
+        Just("\"trial_ends\": \"+2026-04-15\"".to_owned()),
+        Just("\"team\": {\"id\": [1, 2]}".to_owned()),
+    ];
+    prop_oneof![
+        prop::collection::vec(member, 0..6).prop_map(|m| format!("{{{}}}", m.join(", "))),
+        Just("\"not an object\"".to_owned()),
+        Just("[1, 2]".to_owned()),
+        Just("null".to_owned()),
+    ]
+}
+
+fn payload_text() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        Just("exp"),
+        Just("exp"),
+        Just("nbf"),
+        Just("iat"),
+        Just("iss"),
+        Just("iss"),
+        Just("aud"),
+        Just("aud"),
+        Just("sub"),
+        Just("x"),
+    ];
+    let member = (key, value_text()).prop_map(|(k, v)| format!("\"{k}\": {v}"));
+    (
+        prop::collection::vec(member, 0..9),
+        prop::option::of(claims_text()),
+        prop::bool::ANY,
+    )
+        .prop_map(|(mut members, claims, valid_base)| {
+            if valid_base {
+                // Mostly-valid tokens, so the later checks and the claims get exercised.
+                let now = now();
+                members.insert(0, format!("\"exp\": {}", now + 300));
+                members.insert(0, format!("\"iss\": \"{ISSUER}\""));
+                members.insert(0, format!("\"aud\": \"{AUDIENCE}\""));
+            }
+            if let Some(c) = claims {
+                members.push(format!("\"claims\": {c}"));
+            }
+            format!("{{{}}}", members.join(", "))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn generated_tokens_get_the_same_answer_on_both_paths(
+        payload in payload_text(),
+        header in prop_oneof![
+            Just(r#"{"alg":"HS256","kid":"hmac-HS256"}"#.to_owned()),
+            Just(r#"{"alg":"HS256"}"#.to_owned()),
+            Just(r#"{"kid":"hmac-HS256","alg":"HS256","typ":"JWT"}"#.to_owned()),
+            Just(r#"{"alg":"HS256","kid":"hmac-HS256","crit":["x"]}"#.to_owned()),
+            Just(r#"{"alg":"HS256","kid":"ed"}"#.to_owned()),
+        ],
+        tamper in prop::option::of((0usize..400, 0u8..64)),
+    ) {
+        let mut token = sign_raw(&header, &payload);
+        if let Some((at, b)) = tamper {
+            let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            let at = at % token.len();
+            if token.as_bytes()[at] != b'.' {
+                token.replace_range(at..at + 1, &(alphabet[b as usize] as char).to_string());
+            }
+        }
+        let _ = assert_same(&verifier(), &token, chrono::Utc::now());
+    }
+
+    #[test]
+    fn payloads_that_are_not_json_objects_get_the_same_answer(payload in "\\PC{0,40}") {
+        let token = sign_raw(r#"{"alg":"HS256","kid":"hmac-HS256"}"#, &payload);
+        let _ = assert_same(&verifier(), &token, chrono::Utc::now());
+    }
+}
+
+#[test]
+fn a_valid_token_is_accepted_by_both_with_the_same_claims() {
+    let token = hs256(
+        json!({ "plan": "pro", "role": "admin", "trial_ends": "2026-04-15", "seats": "5", "team": "red" }),
+    );
+    let v = Verifier::builder()
+        .key(
+            VerifyingKey::hmac(Algorithm::HS256, SECRET)
+                .unwrap()
+                .with_kid("hmac-HS256"),
+        )
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .token_cache(None)
+        .build()
+        .unwrap();
+    let got = assert_same(&v, &token, chrono::Utc::now()).unwrap();
+    assert_eq!(got["plan"], "pro");
+    assert_eq!(got["roles"], json!(["admin"]));
+    assert_eq!(got["custom"], json!({ "team": "red" }));
+}
+
+#[test]
+fn the_attack_corpus_gets_the_same_answer_on_both_paths() {
+    let v = verifier();
+    let now = chrono::Utc::now();
+    let p = payload(json!({ "plan": "pro" }));
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut v = p.clone();
+        f(&mut v);
+        sign(Algorithm::HS256, "hmac", &v)
+    };
+    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let corpus = [
+        format!("{}.{}.", b64(&json!({ "alg": "none" })), b64(&p)),
+        format!("{}.{}.", b64(&json!({ "alg": "nOnE" })), b64(&p)),
+        forge(
+            &json!({ "alg": "HS256", "kid": "ed" }),
+            &p,
+            &key_file("ed25519.pub.pem"),
+        ),
+        forge(
+            &json!({ "alg": "HS256", "kid": "hmac-HS256", "crit": ["exp"] }),
+            &p,
+            SECRET,
+        ),
+        with(&|v| v["exp"] = json!(now.timestamp() - 120)),
+        with(&|v| v["nbf"] = json!(now.timestamp() + 120)),
+        with(&|v| v["iat"] = json!(now.timestamp() + 600)),
+        with(&|v| drop(v.as_object_mut().unwrap().remove("aud"))),
+        with(&|v| v["aud"] = json!("other")),
+        with(&|v| v["iss"] = json!("https://evil.test")),
+        with(&|v| v["iss"] = json!(7)),
+        format!("{}.{}.{}", "a".repeat(5000), "b".repeat(5000), "c"),
+        "eyJhbGciOiJIUzI1NiJ9.e30=.c2ln".to_owned(),
+        "eyJhbGciOiJIUzI1NiJ9.e30".to_owned(),
+        forge(
+            &json!({ "alg": "HS256", "kid": "hmac-HS256" }),
+            &p,
+            b"a different secret that is 32 bytes",
+        ),
+    ];
+    for token in corpus {
+        let got = assert_same(&v, &token, now);
+        assert!(got.is_err(), "{token} was accepted");
+    }
+}
+
+/// The Wycheproof JWS vectors: every HMAC vector gets the same answer on both paths;
+/// on any path, an `invalid` vector is never accepted and a `valid` one never fails
+/// its signature (it may still be refused as a JWT: these payloads are not claims).
+#[test]
+fn wycheproof_jws_vectors() {
+    let dir = std::env::var("WYCHEPROOF_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| root().join("../shared/testdata/wycheproof"));
+    let path = dir.join("json_web_signature_test.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        panic!(
+            "the Wycheproof vectors are not at {} (set WYCHEPROOF_DIR)",
+            path.display()
+        );
+    };
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let now = chrono::Utc::now();
+    let (mut hmac_cases, mut other_cases) = (0, 0);
+    for group in doc["testGroups"].as_array().unwrap() {
+        let jwk = group
+            .get("public")
+            .filter(|p| !p.is_null())
+            .or_else(|| group.get("private"))
+            .unwrap();
+        let key = if jwk["kty"] == "oct" {
+            let secret = URL_SAFE_NO_PAD.decode(jwk["k"].as_str().unwrap()).unwrap();
+            match VerifyingKey::hmac(Algorithm::HS256, &secret) {
+                Ok(k) => k,
+                Err(_) => continue, // shorter than tiergate accepts: every token would fail alike
+            }
+        } else {
+            match serde_json::from_value(jwk.clone())
+                .ok()
+                .and_then(|j| VerifyingKey::from_jwk(&j).ok())
+            {
+                Some(k) => k,
+                None => continue, // an algorithm tiergate does not support (ES512, ...)
+            }
+        };
+        let key = match jwk["kid"].as_str() {
+            Some(kid) => key.with_kid(kid),
+            None => key,
+        };
+        let v = Verifier::builder()
+            .key(key)
+            .allow_any_issuer()
+            .allow_any_audience()
+            .token_cache(None)
+            .build()
+            .unwrap();
+        for case in group["tests"].as_array().unwrap() {
+            let jws = case["jws"].as_str().unwrap_or_default();
+            let (id, result) = (&case["tcId"], case["result"].as_str().unwrap());
+            let got = if jwk["kty"] == "oct" {
+                hmac_cases += 1;
+                assert_same(&v, jws, now)
+            } else {
+                other_cases += 1;
+                outcome(&v.verify(jws, now))
+            };
+            match (result, got) {
+                ("invalid", Ok(_)) => panic!("Wycheproof {id}: an invalid JWS was accepted"),
+                ("valid", Err("bad_signature")) => {
+                    panic!("Wycheproof {id}: a valid signature failed")
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        hmac_cases > 30 && other_cases > 100,
+        "{hmac_cases} HMAC and {other_cases} other vectors ran"
+    );
+}
