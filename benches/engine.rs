@@ -24,6 +24,8 @@ use tiergate::{Claims, Policy};
 struct Generated {
     yaml: String,
     cedar: String,
+    /// The same rules in Rego, for regorus: one `allow` body per alternative.
+    rego: String,
     plans: usize,
     paths: Vec<String>,
 }
@@ -74,6 +76,7 @@ fn generate(routes: usize, plans: usize) -> Generated {
     }
     y.push_str("routes:\n");
     let mut cedar = String::new();
+    let mut rego = String::from("package tiergate\nimport rego.v1\ndefault allow := false\n");
     let mut paths = Vec::new();
     for i in 0..routes {
         let f = i % nf;
@@ -94,6 +97,33 @@ fn generate(routes: usize, plans: usize) -> Generated {
                 format!("/api/w{i}/a/b"),
             ),
         };
+        let rego_path = match i % 3 {
+            0 => format!("input.path == \"/api/s{i}\""),
+            1 => format!("startswith(input.path, \"/api/p{i}/\")"),
+            _ => format!("startswith(input.path, \"/api/w{i}/\")"),
+        };
+        // The route's condition as alternatives, each a conjunction (Rego's "or" is
+        // several bodies for one rule).
+        let plan_of = |p: usize| format!("\"p{p}\" in input.plans");
+        let mut has_f = vec![plan_of(lowest_plan(f, plans))];
+        if admin_grants(f) {
+            has_f.push("input.admin".to_owned());
+        }
+        let alternatives: Vec<String> = match i % 4 {
+            0 => has_f,
+            1 => has_f.iter().map(|h| format!("{h}; input.admin")).collect(),
+            2 => vec![plan_of(i % plans)],
+            _ => has_f
+                .into_iter()
+                .chain(["input.seats >= 3".to_owned()])
+                .collect(),
+        };
+        for alt in alternatives {
+            let _ = writeln!(
+                rego,
+                "allow if {{ input.method == \"GET\"; {rego_path}; {alt} }}"
+            );
+        }
         let has_f = {
             let plan = format!("principal in Plan::\"p{}\"", lowest_plan(f, plans));
             if admin_grants(f) {
@@ -131,6 +161,7 @@ fn generate(routes: usize, plans: usize) -> Generated {
     Generated {
         yaml: y,
         cedar,
+        rego,
         plans,
         paths,
     }
@@ -189,6 +220,28 @@ fn cedar_request(c: Caller, plans: usize, path: &str) -> (Request, Entities) {
     )
     .unwrap();
     (request, entities)
+}
+
+/// What a Rego user passes as `input` for the same caller: the plans they hold (own
+/// and trial, each with the tiers below), their role, seats, and the request.
+fn rego_input(c: Caller, plans: usize, path: &str) -> regorus::Value {
+    let effective = if c.trial {
+        c.plan.max(plans / 2)
+    } else {
+        c.plan
+    };
+    let held: Vec<String> = (0..=effective).map(|p| format!("p{p}")).collect();
+    let input =
+        json!({ "method": "GET", "path": path, "plans": held, "admin": c.admin, "seats": c.seats });
+    regorus::Value::from_json_str(&input.to_string()).expect("valid JSON")
+}
+
+fn rego_allows(engine: &mut regorus::Engine, input: regorus::Value) -> bool {
+    engine.set_input(input);
+    engine
+        .eval_rule("data.tiergate.allow".to_owned())
+        .expect("the rule evaluates")
+        == regorus::Value::from(true)
 }
 
 /// A deterministic sample of callers and paths (plus unmatched paths).
@@ -322,6 +375,57 @@ fn engine(c: &mut Criterion) {
     group.finish();
 }
 
+/// The same decisions in regorus (OPA's Rego, interpreted in Rust), checked to agree
+/// with tiergate on 300 sampled requests first. Up to 1,000 routes: every `allow`
+/// body is evaluated for every request, so 10,000 would take minutes per sample.
+fn rego(c: &mut Criterion) {
+    let mut group = c.benchmark_group("regorus");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
+    for routes in [10usize, 100, 1_000] {
+        let g = generate(routes, 3);
+        let policy = Policy::from_yaml(&g.yaml).unwrap();
+        let mut engine = regorus::Engine::new();
+        engine
+            .add_policy("tiergate.rego".to_owned(), g.rego.clone())
+            .expect("generated Rego parses");
+        let callers = sample(&g, 64);
+        let inputs: Vec<regorus::Value> = callers
+            .iter()
+            .map(|(c, p)| rego_input(*c, g.plans, p))
+            .collect();
+        let mut agreed = false;
+        let mut k = 0usize;
+        group.bench_function(BenchmarkId::new("eval_rule", routes), |b| {
+            if !agreed {
+                let (mut allowed, mut denied) = (0, 0);
+                for (caller, path) in sample(&g, 300) {
+                    let ours = policy
+                        .entitlements(&claims_of(caller), now())
+                        .check_route("GET", &path)
+                        .allowed();
+                    let theirs = rego_allows(&mut engine, rego_input(caller, g.plans, &path));
+                    assert_eq!(ours, theirs, "tiergate and regorus disagree on {path}");
+                    if ours { allowed += 1 } else { denied += 1 }
+                }
+                assert!(
+                    allowed > 30 && denied > 30,
+                    "{allowed} allowed, {denied} denied"
+                );
+                agreed = true;
+            }
+            b.iter(|| {
+                let input = inputs[k & 63].clone();
+                k = k.wrapping_add(1);
+                black_box(rego_allows(&mut engine, input))
+            })
+        });
+    }
+    group.finish();
+}
+
 /// The per-token step and the whole, at 1,000 routes and 3 plans: building the
 /// Entitlements from parsed claims (once per token; the layer caches it), the route
 /// lookup alone, and claims → Entitlements → decision together.
@@ -396,5 +500,5 @@ fn compile(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, engine, parts, compile);
+criterion_group!(benches, engine, rego, parts, compile);
 criterion_main!(benches);

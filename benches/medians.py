@@ -53,3 +53,36 @@ for alg in ("HS256", "EdDSA", "RS256"):
     added = gated - plain
     floor = decode + engine
     print(f"| {alg} | {shown(plain)} | {shown(gated)} | {shown(added)} | {shown(decode)} + {shown(engine)} = {shown(floor)} | {added / floor:.2f}× |")
+
+# BENCHMARKS.md's table: tiergate vs the floor vs jsonwebtoken::decode vs Cedar and regorus.
+m = medians.get
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}×" if a and b else "–"
+
+
+print()
+print("| work | tiergate | floor | `jsonwebtoken::decode` | Cedar `is_authorized` | regorus `eval_rule` |")
+print("|---|---:|---:|---:|---:|---:|")
+for alg in ("HS256", "EdDSA", "RS256"):
+    ours = m(f"layer/verify/{alg}")
+    floor = m(f"layer/floor_signature/{alg}")
+    dec = m(f"layer/floor_jsonwebtoken_decode/{alg}")
+    what = "HMAC-SHA256" if alg == "HS256" else "signature check"
+    print(f"| verify a {alg} token (no cache) | {shown(ours)} | {shown(floor)} ({what}; tiergate = {ratio(ours, floor)}) | {shown(dec)} (tiergate = {ratio(ours, dec)}) | – | – |")
+if m("layer/verify_general_path/HS256"):
+    g = m("layer/verify_general_path/HS256")
+    print(f"| verify HS256, general path (what the fast path replaces) | {shown(g)} | | {shown(m('layer/floor_jsonwebtoken_decode/HS256'))} | – | – |")
+for alg in ("HS256", "EdDSA", "RS256"):
+    plain, miss, hit = m(f"layer/without_layer/{alg}"), m(f"layer/with_layer/{alg}"), m(f"layer/with_layer_cache_hit/{alg}")
+    dec, eng = m(f"layer/floor_jsonwebtoken_decode/{alg}"), m("layer/floor_engine_decision")
+    if None in (plain, miss, hit, dec, eng):
+        continue
+    print(f"| whole layer added to an axum request, {alg}, cache miss | {shown(miss - plain)} | | {shown(dec + eng)} with the engine (tiergate = {ratio(miss - plain, dec + eng)}) | – | – |")
+    print(f"| whole layer added, {alg}, cache hit | {shown(hit - plain)} | | (tiergate = {ratio(hit - plain, dec + eng)}) | – | – |")
+for routes in (10, 100, 1000):
+    ours = m(f"decision/tiergate_3_plans/{routes}")
+    ced = m(f"cedar/is_authorized/{routes}")
+    reg = m(f"regorus/eval_rule/{routes}")
+    print(f"| route decision, {routes:,} routes, 3 plans | {shown(ours)} | – | – | {shown(ced)} ({ratio(ced, ours)} tiergate) | {shown(reg)} ({ratio(reg, ours)} tiergate) |")
