@@ -48,7 +48,7 @@ impl KeyServer {
 fn verifier(url: &str, cooldown: Duration) -> Verifier {
     Verifier::builder()
         .jwks_url(url)
-        .with_jwks_options(JwksOptions::default().cooldown(cooldown))
+        .jwks_options(JwksOptions::default().cooldown(cooldown))
         .issuer(ISSUER)
         .audience(AUDIENCE)
         .build()
@@ -268,7 +268,7 @@ async fn an_old_set_is_refreshed_in_the_background_so_removed_keys_stop_verifyin
     let url = server.start().await;
     let v = Verifier::builder()
         .jwks_url(&url)
-        .with_jwks_options(
+        .jwks_options(
             JwksOptions::default()
                 .cooldown(Duration::from_millis(50))
                 .refresh_interval(Duration::from_millis(200)),

@@ -222,7 +222,9 @@ pub struct VerifierBuilder {
     keys: Vec<VerifyingKey>,
     error: Option<ConfigError>,
     #[cfg(feature = "jwks")]
-    jwks: Option<(super::jwks::JwksLocation, super::jwks::JwksOptions)>,
+    jwks: Option<super::jwks::JwksLocation>,
+    #[cfg(feature = "jwks")]
+    jwks_options: super::jwks::JwksOptions,
     issuers: Vec<String>,
     any_issuer: bool,
     audiences: Vec<String>,
@@ -242,6 +244,8 @@ impl Verifier {
             error: None,
             #[cfg(feature = "jwks")]
             jwks: None,
+            #[cfg(feature = "jwks")]
+            jwks_options: Default::default(),
             issuers: Vec::new(),
             any_issuer: false,
             audiences: Vec::new(),
@@ -784,8 +788,7 @@ impl VerifierBuilder {
     /// refetching when a token names an unknown `kid`.
     #[cfg(feature = "jwks")]
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
-        let url = url.into();
-        self.jwks = Some((super::jwks::JwksLocation::Url(url), self.jwks_options()));
+        self.jwks = Some(super::jwks::JwksLocation::Url(url.into()));
         self
     }
 
@@ -795,28 +798,14 @@ impl VerifierBuilder {
     pub fn oidc_issuer(mut self, issuer: impl Into<String>) -> Self {
         let issuer = issuer.into();
         self.issuers.push(issuer.clone());
-        self.jwks = Some((
-            super::jwks::JwksLocation::Discovery(issuer),
-            self.jwks_options(),
-        ));
+        self.jwks = Some(super::jwks::JwksLocation::Discovery(issuer));
         self
     }
 
-    /// Tunes the JWKS cache (cooldown, timeout, body limit, refresh interval).
+    /// Tunes the JWKS cache: cooldown, timeout, body limit, refresh interval.
     #[cfg(feature = "jwks")]
-    pub fn jwks_options(&self) -> super::jwks::JwksOptions {
-        self.jwks
-            .as_ref()
-            .map(|(_, o)| o.clone())
-            .unwrap_or_default()
-    }
-
-    /// Sets the JWKS cache options (after `.jwks_url` or `.oidc_issuer`).
-    #[cfg(feature = "jwks")]
-    pub fn with_jwks_options(mut self, options: super::jwks::JwksOptions) -> Self {
-        if let Some((_, o)) = &mut self.jwks {
-            *o = options;
-        }
+    pub fn jwks_options(mut self, options: super::jwks::JwksOptions) -> Self {
+        self.jwks_options = options;
         self
     }
 
@@ -884,7 +873,10 @@ impl VerifierBuilder {
         }
         #[cfg(feature = "jwks")]
         let jwks = match self.jwks {
-            Some((location, options)) => Some(Arc::new(super::jwks::Jwks::new(location, options)?)),
+            Some(location) => Some(Arc::new(super::jwks::Jwks::new(
+                location,
+                self.jwks_options,
+            )?)),
             None => None,
         };
         #[cfg(feature = "jwks")]
