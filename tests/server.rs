@@ -198,6 +198,8 @@ on_both!(
     rotated_keys_keep_old_tokens_valid_and_sign_new_ones_with_the_new_kid,
     the_demo_app_gates_exactly_as_the_policy_says,
     machine_tokens_follow_rfc_6749,
+    dashboard_sessions_are_strict_and_rotate,
+    dashboard_api_finds_edits_and_previews_users,
 );
 
 async fn claims_are_set_merged_and_removed(b: Backend) {
@@ -779,4 +781,217 @@ fn serve_reloads_the_policy_on_sighup() {
     std::fs::remove_dir_all(&dir).ok();
     // Whichever came first, the watcher or the signal, the edited file is now active.
     assert!(line.contains(&new_revision), "{line}");
+}
+
+/// Signs in to the dashboard; returns the `Set-Cookie` header and the `name=id` pair.
+async fn dashboard_login(h: &Harness, email: &str, password: &str) -> (u16, Option<String>) {
+    let res = h
+        .http
+        .post(format!("{}/api/dashboard/login", h.api))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (res.status().as_u16(), cookie)
+}
+
+fn pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+async fn dashboard_sessions_are_strict_and_rotate(b: Backend) {
+    let h = start(b, "session", 0).await;
+    server::create_admin(&h.db, "root@example.com", "a long admin password")
+        .await
+        .unwrap();
+
+    let (wrong, _) = dashboard_login(&h, "root@example.com", "wrong password").await;
+    let (nobody, _) = dashboard_login(&h, "nobody@example.com", "wrong password").await;
+    assert_eq!((wrong, nobody), (401, 401));
+
+    let (status, cookie) = dashboard_login(&h, "Root@Example.com", "a long admin password").await;
+    assert_eq!(status, 200);
+    let cookie = cookie.unwrap();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(cookie.starts_with("tiergate_session="), "{cookie}");
+    let first = pair(&cookie);
+    let users = |c: String| {
+        h.http
+            .get(format!("{}/api/dashboard/users", h.api))
+            .header("cookie", c)
+            .send()
+    };
+    assert_eq!(users(first.clone()).await.unwrap().status(), 200);
+    assert_eq!(
+        h.http
+            .get(format!("{}/api/dashboard/users", h.api))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    // Signing in again gives a new id; the old one stops working.
+    let res = h
+        .http
+        .post(format!("{}/api/dashboard/login", h.api))
+        .header("cookie", first.clone())
+        .json(&json!({ "email": "root@example.com", "password": "a long admin password" }))
+        .send()
+        .await
+        .unwrap();
+    let second = pair(res.headers()["set-cookie"].to_str().unwrap());
+    assert_ne!(first, second);
+    assert_eq!(users(first).await.unwrap().status(), 401);
+    assert_eq!(users(second.clone()).await.unwrap().status(), 200);
+
+    // A cross-site state change is refused, whatever the cookie.
+    for (name, value) in [
+        ("origin", "http://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let res = h
+            .http
+            .put(format!("{}/api/dashboard/users/x/claims", h.api))
+            .header("cookie", second.clone())
+            .header(name, value)
+            .json(&json!({ "claims": { "plan": "enterprise" } }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{name}: {value}");
+    }
+
+    // Signing out ends the session.
+    let res = h
+        .http
+        .post(format!("{}/api/dashboard/logout", h.api))
+        .header("cookie", second.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert!(
+        res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(users(second).await.unwrap().status(), 401);
+}
+
+async fn dashboard_api_finds_edits_and_previews_users(b: Backend) {
+    let h = start(b, "dashapi", 0).await;
+    server::create_admin(&h.db, "root@example.com", "a long admin password")
+        .await
+        .unwrap();
+    let (_, cookie) = dashboard_login(&h, "root@example.com", "a long admin password").await;
+    let cookie = pair(&cookie.unwrap());
+    for i in 0..25 {
+        h.set_claims(
+            &format!("user{i:02}@example.com"),
+            json!({ "plan": "free" }),
+        )
+        .await;
+    }
+    h.set_claims(
+        "ada@example.com",
+        json!({ "plan": "free", "trial_ends": "2026-04-15", "seats": "3" }),
+    )
+    .await;
+    let get = |path: String| {
+        h.http
+            .get(format!("{}{path}", h.api))
+            .header("cookie", cookie.clone())
+            .send()
+    };
+
+    let list: Value = get("/api/dashboard/users?search=USER&page=2".into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (list["total"].as_i64(), list["pages"].as_i64()),
+        (Some(25), Some(2))
+    );
+    assert_eq!(list["users"].as_array().unwrap().len(), 5);
+    assert_eq!(list["users"][0]["email"], "user20@example.com");
+    let list: Value = get("/api/dashboard/users?search=ada".into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ada = &list["users"][0];
+    assert_eq!(
+        (ada["email"].as_str(), ada["seats"].as_u64()),
+        (Some("ada@example.com"), Some(3))
+    );
+    let id = ada["id"].as_str().unwrap().to_owned();
+
+    // Access on the trial's last day, and the day after.
+    let during: Value = get(format!("/api/dashboard/users/{id}?at=2026-04-15"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(during["entitlements"]["plan"], "pro");
+    let after: Value = get(format!("/api/dashboard/users/{id}?at=2026-04-16"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["entitlements"]["plan"], "free");
+    assert_eq!(after["entitlements"]["trial"]["state"], "expired");
+
+    let put = |body: Value| {
+        h.http
+            .put(format!("{}/api/dashboard/users/{id}/claims", h.api))
+            .header("cookie", cookie.clone())
+            .json(&body)
+            .send()
+    };
+    let res = put(json!({ "claims": { "seats": -1 } })).await.unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(res.json::<Value>().await.unwrap()["field"], "claims.seats");
+    let res = put(json!({ "claims": { "plan": "starter", "seats": 5 } }))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let view: Value = get(format!("/api/dashboard/users/{id}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["user"]["claims"]["plan"], "starter");
+    assert_eq!(view["audit"][0]["actor"], "admin:root@example.com");
+    assert_eq!(view["audit"][0]["after"]["seats"], 5);
+
+    let res = h
+        .http
+        .post(format!("{}/api/dashboard/users", h.api))
+        .header("cookie", cookie.clone())
+        .json(&json!({ "email": "new@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert!(
+        h.db.user_by_email("new@example.com")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// Requests per minute per address on sign-in, token and claims endpoints (0: off).
     #[arg(long, default_value_t = 120)]
     pub rate_limit: u32,
+    /// The server is reached over HTTPS (through a proxy): dashboard cookies become
+    /// `Secure` with a `__Host-` name.
+    #[arg(long)]
+    pub secure_cookies: bool,
 }
 
 /// `tiergate client …`.
@@ -112,6 +116,7 @@ pub fn serve(args: ServeArgs, ttl_secs: i64) -> Result<ExitCode, String> {
         token_ttl: Duration::from_secs(ttl_secs as u64),
         demo_addr: args.demo_addr,
         rate_limit_per_minute: args.rate_limit,
+        secure_cookies: args.secure_cookies,
     };
     let database = options.database_url.clone();
     runtime()?.block_on(async move {

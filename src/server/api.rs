@@ -37,6 +37,7 @@ pub struct AppState {
     pub(crate) issuer: String,
     pub(crate) audience: String,
     pub(crate) limiter: RateLimiter,
+    pub(crate) sessions: super::session::SessionConfig,
 }
 
 type Shared = Arc<AppState>;
@@ -56,6 +57,7 @@ pub fn router(state: Shared) -> Router {
         ));
     Router::new()
         .merge(limited)
+        .merge(super::dashboard_api::router(state.clone()))
         .route("/.well-known/jwks.json", get(jwks))
         .route(
             "/.well-known/openid-configuration",
@@ -66,7 +68,7 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-async fn rate_limit(State(s): State<Shared>, req: Request, next: Next) -> Response {
+pub(crate) async fn rate_limit(State(s): State<Shared>, req: Request, next: Next) -> Response {
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -78,7 +80,9 @@ async fn rate_limit(State(s): State<Shared>, req: Request, next: Next) -> Respon
 }
 
 /// Parses a JSON body; unknown or missing fields are named.
-fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -153,7 +157,7 @@ fn no_store(mut res: Response) -> Response {
     res
 }
 
-fn user_json(u: &UserRow) -> Value {
+pub(crate) fn user_json(u: &UserRow) -> Value {
     let updated = chrono::DateTime::from_timestamp_millis(u.updated_at).map(|t| t.to_rfc3339());
     json!({ "user_id": u.id, "email": u.email, "claims": u.claims, "updated_at": updated })
 }

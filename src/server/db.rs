@@ -68,6 +68,12 @@ const MIGRATIONS: &[&str] = &[
         created_at BIGINT NOT NULL,
         PRIMARY KEY (client_id, idem_key)
     )",
+    "CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        admin_email TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL
+    )",
 ];
 
 /// A user as stored.
@@ -268,6 +274,92 @@ impl Db {
                 })
             })
             .collect()
+    }
+
+    /// Users whose email contains `search` (case-insensitive), by email, one page;
+    /// and how many match in all.
+    pub async fn users(
+        &self,
+        search: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<UserRow>, i64), DbError> {
+        let escaped: String = search
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = format!("%{escaped}%");
+        let total: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM users WHERE email LIKE $1 ESCAPE '\\'")
+                .bind(&pattern)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?;
+        let rows = sqlx::query(
+            "SELECT id, email, claims, password_hash, updated_at FROM users WHERE email LIKE $1 ESCAPE '\\' ORDER BY email LIMIT $2 OFFSET $3",
+        )
+        .bind(&pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let users = rows.into_iter().map(user_row).collect::<Result<_, _>>()?;
+        Ok((users, total))
+    }
+
+    // --- dashboard sessions ----------------------------------------------------------
+
+    /// Stores a session (by the hash of its id).
+    pub async fn insert_session(&self, id_hash: &str, admin_email: &str) -> Result<(), DbError> {
+        let now = now_ms();
+        sqlx::query("INSERT INTO sessions (id_hash, admin_email, created_at, last_seen) VALUES ($1, $2, $3, $3)")
+            .bind(id_hash)
+            .bind(admin_email)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A session: the admin, when it was created and last used.
+    pub async fn session(&self, id_hash: &str) -> Result<Option<(String, i64, i64)>, DbError> {
+        let row = sqlx::query(
+            "SELECT admin_email, created_at, last_seen FROM sessions WHERE id_hash = $1",
+        )
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("admin_email")?,
+                r.try_get("created_at")?,
+                r.try_get("last_seen")?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Marks a session used now.
+    pub async fn touch_session(&self, id_hash: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE sessions SET last_seen = $1 WHERE id_hash = $2")
+            .bind(now_ms())
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a session.
+    pub async fn delete_session(&self, id_hash: &str) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     // --- clients and admins ------------------------------------------------------

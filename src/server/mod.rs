@@ -17,11 +17,13 @@
 //! ```
 
 pub mod api;
+pub mod dashboard_api;
 pub mod db;
 pub mod demo;
 pub mod input;
 pub mod problem;
 pub mod secrets;
+pub mod session;
 pub mod signing;
 
 use std::net::SocketAddr;
@@ -57,6 +59,8 @@ pub struct ServeOptions {
     /// Requests per minute per address on the sign-in, token and claims endpoints
     /// (0 disables the limit).
     pub rate_limit_per_minute: u32,
+    /// Served behind HTTPS: dashboard cookies are `Secure` with a `__Host-` name.
+    pub secure_cookies: bool,
 }
 
 impl Default for ServeOptions {
@@ -70,6 +74,7 @@ impl Default for ServeOptions {
             token_ttl: Duration::from_secs(300),
             demo_addr: None,
             rate_limit_per_minute: 120,
+            secure_cookies: false,
         }
     }
 }
@@ -134,6 +139,10 @@ impl Server {
             issuer: issuer.clone(),
             audience: options.audience.clone(),
             limiter: secrets::RateLimiter::new(options.rate_limit_per_minute),
+            sessions: session::SessionConfig {
+                secure: options.secure_cookies,
+                ..Default::default()
+            },
         });
         let demo = match options.demo_addr {
             None => None,

@@ -1,0 +1,271 @@
+//! `/api/dashboard/…`: the dashboard's actions as JSON, behind the admin session
+//! cookie. The HTML pages use the same functions.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::api::{AppState, parse};
+use super::db::UserRow;
+use super::input::{check_claims, email as parse_email, merge};
+use super::problem::ApiError;
+use super::secrets;
+use super::session::same_site;
+use crate::Claims;
+
+type Shared = Arc<AppState>;
+
+/// Users per page in the list.
+pub const PAGE_SIZE: i64 = 20;
+
+/// The dashboard's JSON routes (the sign-in route rate limited per address).
+pub fn router(state: Shared) -> Router<Shared> {
+    let login = Router::new()
+        .route("/api/dashboard/login", post(login))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            super::api::rate_limit,
+        ));
+    Router::new()
+        .merge(login)
+        .route("/api/dashboard/logout", post(logout))
+        .route("/api/dashboard/users", get(list).post(create))
+        .route("/api/dashboard/users/{id}", get(detail))
+        .route("/api/dashboard/users/{id}/claims", put(set_claims))
+}
+
+/// The signed-in admin, or 401; refuses cross-site state changes first.
+pub async fn admin(s: &AppState, method: &Method, headers: &HeaderMap) -> Result<String, ApiError> {
+    same_site(method, headers)?;
+    s.sessions.admin(&s.db, headers).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "not_signed_in",
+            "sign in to the dashboard first",
+        )
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    email: String,
+    password: String,
+}
+
+/// Checks an admin's password; the same answer and work whether or not they exist.
+pub async fn sign_in(s: &AppState, email: &str, password: &str) -> Result<String, ApiError> {
+    let email = email.trim().to_lowercase();
+    let stored = s.db.admin_password_hash(&email).await?;
+    if !secrets::verify(password.to_owned(), stored).await {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "the email or password is wrong",
+        ));
+    }
+    Ok(email)
+}
+
+async fn login(
+    State(s): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    same_site(&method, &headers)?;
+    let req: Login = parse(body)?;
+    let email = sign_in(&s, &req.email, &req.password).await?;
+    // A new id at every sign-in: a session id planted before it is worthless.
+    s.sessions.end(&s.db, &headers).await?;
+    let id = s.sessions.start(&s.db, &email).await?;
+    let mut res = Json(json!({ "admin": email })).into_response();
+    res.headers_mut()
+        .insert(header::SET_COOKIE, s.sessions.set_cookie(&id));
+    Ok(res)
+}
+
+async fn logout(
+    State(s): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    same_site(&method, &headers)?;
+    s.sessions.end(&s.db, &headers).await?;
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    res.headers_mut()
+        .insert(header::SET_COOKIE, s.sessions.clear_cookie());
+    Ok(res)
+}
+
+/// `?search=…&page=…` of the user list.
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    /// Part of an email address (case-insensitive).
+    #[serde(default)]
+    pub search: String,
+    /// 1-based page number.
+    #[serde(default)]
+    pub page: Option<i64>,
+}
+
+/// One row of the user list: what an admin scans for.
+pub fn row(s: &AppState, u: &UserRow, now: DateTime<Utc>) -> Value {
+    let claims = Claims::from_map(&u.claims);
+    let ent = s.store.policy().entitlements(&claims, now);
+    json!({
+        "id": u.id, "email": u.email,
+        "plan": ent.plan(), "claimed_plan": claims.plan(),
+        "roles": claims.roles().collect::<Vec<_>>(),
+        "trial": ent.trial(), "seats": claims.seats(),
+    })
+}
+
+/// A page of users matching the search.
+pub async fn page(s: &AppState, q: &ListQuery) -> Result<Value, ApiError> {
+    let page = q.page.unwrap_or(1).max(1);
+    let (users, total) =
+        s.db.users(q.search.trim(), PAGE_SIZE, (page - 1) * PAGE_SIZE)
+            .await?;
+    let now = Utc::now();
+    Ok(json!({
+        "users": users.iter().map(|u| row(s, u, now)).collect::<Vec<_>>(),
+        "page": page,
+        "pages": ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+        "total": total,
+        "search": q.search,
+    }))
+}
+
+async fn list(
+    State(s): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&s, &method, &headers).await?;
+    Ok(Json(page(&s, &q).await?))
+}
+
+/// `?at=YYYY-MM-DD` of a user's page.
+#[derive(Deserialize)]
+pub struct AtQuery {
+    /// Preview access on this day (`YYYY-MM-DD`, noon UTC) instead of now.
+    pub at: Option<String>,
+}
+
+/// The instant a preview date means.
+pub fn preview_time(at: Option<&str>) -> Result<DateTime<Utc>, ApiError> {
+    match at.filter(|a| !a.is_empty()) {
+        None => Ok(Utc::now()),
+        Some(a) => NaiveDate::parse_from_str(a, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(12, 0, 0))
+            .map(|t| t.and_utc())
+            .ok_or_else(|| ApiError::field("at", "a date like 2026-04-16")),
+    }
+}
+
+/// A user's claims, their access at `at`, and their audit log.
+pub async fn user_view(s: &AppState, id: &str, at: DateTime<Utc>) -> Result<Value, ApiError> {
+    let user =
+        s.db.user_by_id(id).await?.ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "user_not_found", "no such user")
+        })?;
+    let ent = s
+        .store
+        .policy()
+        .entitlements(&Claims::from_map(&user.claims), at);
+    Ok(json!({
+        "user": super::api::user_json(&user),
+        "at": at.to_rfc3339(),
+        "entitlements": ent.summary(),
+        "audit": s.db.audit(&user.id).await?,
+    }))
+}
+
+async fn detail(
+    State(s): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<AtQuery>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&s, &method, &headers).await?;
+    let at = preview_time(q.at.as_deref())?;
+    Ok(Json(user_view(&s, &id, at).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetClaims {
+    claims: Map<String, Value>,
+}
+
+/// Applies a claims change as `admin`, with the claims API's validation and merge.
+pub async fn change_claims(
+    s: &AppState,
+    admin: &str,
+    id: &str,
+    change: &Map<String, Value>,
+) -> Result<UserRow, ApiError> {
+    let user =
+        s.db.user_by_id(id).await?.ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "user_not_found", "no such user")
+        })?;
+    check_claims(&s.store.policy(), change)?;
+    let actor = format!("admin:{admin}");
+    Ok(s.db
+        .save_claims(&user.email, &actor, |stored| merge(stored, change), None)
+        .await?)
+}
+
+async fn set_claims(
+    State(s): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let admin = admin(&s, &method, &headers).await?;
+    let req: SetClaims = parse(body)?;
+    let user = change_claims(&s, &admin, &id, &req.claims).await?;
+    Ok(Json(super::api::user_json(&user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Create {
+    email: String,
+}
+
+async fn create(
+    State(s): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let admin = admin(&s, &method, &headers).await?;
+    let req: Create = parse(body)?;
+    let email = parse_email(&req.email)?;
+    if s.db.user_by_email(&email).await?.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "user_exists",
+            format!("{email} already exists"),
+        ));
+    }
+    let user =
+        s.db.save_claims(&email, &format!("admin:{admin}"), Map::clone, None)
+            .await?;
+    Ok((StatusCode::CREATED, Json(super::api::user_json(&user))).into_response())
+}

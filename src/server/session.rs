@@ -1,0 +1,143 @@
+//! Dashboard sessions: a random id in an HttpOnly, SameSite=Strict cookie, only its
+//! hash in the database; a new id at every sign-in, gone at sign-out; idle and
+//! absolute timeouts. And the cross-site check for state-changing requests.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+
+use super::db::{Db, DbError, now_ms};
+use super::problem::ApiError;
+use super::secrets::{random_secret, sha256_hex};
+
+/// How sessions are kept.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// A session unused this long ends (default 30 minutes).
+    pub idle: Duration,
+    /// A session ends this long after sign-in, used or not (default 12 hours).
+    pub absolute: Duration,
+    /// Behind HTTPS: the cookie is `Secure` and named `__Host-tiergate_session`.
+    pub secure: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            idle: Duration::from_secs(30 * 60),
+            absolute: Duration::from_secs(12 * 3600),
+            secure: false,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// The cookie's name: `__Host-` where the browser allows it (HTTPS).
+    pub fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-tiergate_session"
+        } else {
+            "tiergate_session"
+        }
+    }
+
+    /// `Set-Cookie` for a new session id.
+    pub fn set_cookie(&self, id: &str) -> HeaderValue {
+        let secure = if self.secure { "; Secure" } else { "" };
+        let max_age = self.absolute.as_secs();
+        HeaderValue::from_str(&format!(
+            "{}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
+            self.cookie_name()
+        ))
+        .expect("a base64url id makes a valid header")
+    }
+
+    /// `Set-Cookie` that removes the cookie.
+    pub fn clear_cookie(&self) -> HeaderValue {
+        let secure = if self.secure { "; Secure" } else { "" };
+        HeaderValue::from_str(&format!(
+            "{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}",
+            self.cookie_name()
+        ))
+        .expect("a valid header")
+    }
+
+    /// The session id the request carries, if any.
+    pub fn id_from<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
+        let name = self.cookie_name();
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Starts a session for `admin`; returns the new id (for the cookie).
+    pub async fn start(&self, db: &Db, admin: &str) -> Result<String, DbError> {
+        let id = random_secret();
+        db.insert_session(&sha256_hex(&id), admin).await?;
+        Ok(id)
+    }
+
+    /// The signed-in admin, if the request's session is valid; marks it used.
+    pub async fn admin(&self, db: &Db, headers: &HeaderMap) -> Result<Option<String>, DbError> {
+        let Some(id) = self.id_from(headers) else {
+            return Ok(None);
+        };
+        let hash = sha256_hex(id);
+        let Some((email, created, last_seen)) = db.session(&hash).await? else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        let expired = now - last_seen > self.idle.as_millis() as i64
+            || now - created > self.absolute.as_millis() as i64;
+        if expired {
+            db.delete_session(&hash).await?;
+            return Ok(None);
+        }
+        db.touch_session(&hash).await?;
+        Ok(Some(email))
+    }
+
+    /// Ends the request's session, if any.
+    pub async fn end(&self, db: &Db, headers: &HeaderMap) -> Result<(), DbError> {
+        if let Some(id) = self.id_from(headers) {
+            db.delete_session(&sha256_hex(id)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a state-changing request that a browser says comes from another site:
+/// `Sec-Fetch-Site: cross-site`, or an `Origin` whose host is not this `Host`.
+/// Together with SameSite=Strict cookies this stops CSRF.
+pub fn same_site(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let refuse = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_site_request",
+            "cross-site requests cannot change anything here",
+        )
+    };
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if header("sec-fetch-site") == Some("cross-site") {
+        return Err(refuse());
+    }
+    if let Some(origin) = header("origin") {
+        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        if Some(origin_host) != header("host") {
+            return Err(refuse());
+        }
+    }
+    Ok(())
+}
