@@ -58,6 +58,7 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .merge(limited)
         .merge(super::dashboard_api::router(state.clone()))
+        .merge(super::dashboard_pages::router(state.clone()))
         .route("/.well-known/jwks.json", get(jwks))
         .route(
             "/.well-known/openid-configuration",

@@ -119,31 +119,67 @@ pub struct ListQuery {
 }
 
 /// One row of the user list: what an admin scans for.
-pub fn row(s: &AppState, u: &UserRow, now: DateTime<Utc>) -> Value {
+#[derive(Debug, serde::Serialize)]
+pub struct Row {
+    /// The user's id.
+    pub id: String,
+    /// Their email.
+    pub email: String,
+    /// The effective plan now (a trial may lift it).
+    pub plan: String,
+    /// The `plan` claim as stored.
+    pub claimed_plan: Option<String>,
+    /// Their roles.
+    pub roles: Vec<String>,
+    /// Their trial now.
+    pub trial: crate::Trial,
+    /// Their seats.
+    pub seats: Option<u64>,
+}
+
+/// A page of the user list.
+#[derive(Debug, serde::Serialize)]
+pub struct Page {
+    /// The users on this page, by email.
+    pub users: Vec<Row>,
+    /// This page (1-based).
+    pub page: i64,
+    /// How many pages.
+    pub pages: i64,
+    /// How many users match.
+    pub total: i64,
+    /// The search.
+    pub search: String,
+}
+
+fn row(s: &AppState, u: &UserRow, now: DateTime<Utc>) -> Row {
     let claims = Claims::from_map(&u.claims);
     let ent = s.store.policy().entitlements(&claims, now);
-    json!({
-        "id": u.id, "email": u.email,
-        "plan": ent.plan(), "claimed_plan": claims.plan(),
-        "roles": claims.roles().collect::<Vec<_>>(),
-        "trial": ent.trial(), "seats": claims.seats(),
-    })
+    Row {
+        id: u.id.clone(),
+        email: u.email.clone(),
+        plan: ent.plan().to_owned(),
+        claimed_plan: claims.plan().map(str::to_owned),
+        roles: claims.roles().map(str::to_owned).collect(),
+        trial: ent.trial(),
+        seats: claims.seats(),
+    }
 }
 
 /// A page of users matching the search.
-pub async fn page(s: &AppState, q: &ListQuery) -> Result<Value, ApiError> {
+pub async fn page(s: &AppState, q: &ListQuery) -> Result<Page, ApiError> {
     let page = q.page.unwrap_or(1).max(1);
     let (users, total) =
         s.db.users(q.search.trim(), PAGE_SIZE, (page - 1) * PAGE_SIZE)
             .await?;
     let now = Utc::now();
-    Ok(json!({
-        "users": users.iter().map(|u| row(s, u, now)).collect::<Vec<_>>(),
-        "page": page,
-        "pages": ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
-        "total": total,
-        "search": q.search,
-    }))
+    Ok(Page {
+        users: users.iter().map(|u| row(s, u, now)).collect(),
+        page,
+        pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+        total,
+        search: q.search.clone(),
+    })
 }
 
 async fn list(
@@ -151,7 +187,7 @@ async fn list(
     method: Method,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page>, ApiError> {
     admin(&s, &method, &headers).await?;
     Ok(Json(page(&s, &q).await?))
 }

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod dashboard_api;
+pub mod dashboard_pages;
 pub mod db;
 pub mod demo;
 pub mod input;
