@@ -43,9 +43,8 @@
 //!   `grpc` (feature `tonic`): the same for tonic handlers.
 //! - [`policy_test`]: running `*.test.yaml` cases; [`diff`]: what a change does.
 //!
-//! - `server` (feature `server`): the reference claims-issuing server behind `tiergate serve`.
-//!
-//! Not built yet: the claims dashboard (see the README's status table).
+//! - `server` (feature `server`): the reference claims-issuing server behind
+//!   `tiergate serve`, with its admin dashboard.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

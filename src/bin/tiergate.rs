@@ -1,8 +1,10 @@
 //! `tiergate`: tools for the people who edit tier policies.
 //!
 //! `tiergate check` validates policy files, `tiergate test` runs their
-//! `*.test.yaml` cases, `tiergate explain` shows how one caller is decided.
-//! (`diff`, `token` and `serve` are not built yet.)
+//! `*.test.yaml` cases, `tiergate explain` shows how one caller is decided,
+//! `tiergate diff` shows what a change does to customers, `tiergate token` mints a
+//! development token. With the `server` feature: `serve` (the reference claims
+//! server and its dashboard), `client create`, `admin create`, `keys rotate`.
 
 use std::path::PathBuf;
 

@@ -45,7 +45,7 @@ pub fn router(state: Shared) -> Router<Shared> {
 const STYLE: &str = "
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
 header{display:flex;justify-content:space-between;align-items:center;padding:.6rem 1rem;background:#1d2430;color:#fff}
-header a,header button{color:#fff}main{max-width:64rem;margin:0 auto;padding:1rem}
+header a{color:#fff}header button{color:#fff;background:transparent;border:1px solid #8b94a3;border-radius:4px}main{max-width:64rem;margin:0 auto;padding:1rem}
 table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:.4rem .5rem;border-bottom:1px solid #e3e6ea;text-align:left}
 .scroll{overflow-x:auto}.card{background:#fff;border:1px solid #e3e6ea;border-radius:6px;padding:1rem;margin:0 0 1rem}
 .grid{display:grid;gap:1rem;grid-template-columns:repeat(auto-fit,minmax(18rem,1fr))}
@@ -534,7 +534,6 @@ fn change_from(
     };
     change.insert("plan".into(), opt(&fields.plan));
     change.insert("role".into(), opt(&fields.role));
-    change.insert("roles".into(), Value::Null);
     change.insert("trial_ends".into(), opt(&fields.trial_ends));
     change.insert("seats".into(), opt(&fields.seats));
     for k in stored.keys().filter(|k| {

@@ -1,6 +1,7 @@
 //! The reference claims-issuing server (feature `server`): sets a user's claims
-//! (client credentials, e.g. after a Stripe webhook), issues the signed access
-//! tokens, publishes its keys — on SQLite by default, PostgreSQL by URL.
+//! (client credentials, e.g. after a Stripe webhook, or an admin in the dashboard at
+//! `/dashboard`), issues the signed access tokens, publishes its keys — on SQLite by
+//! default, PostgreSQL by URL.
 //!
 //! ```no_run
 //! use tiergate::server::{ServeOptions, Server};
