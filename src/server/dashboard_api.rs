@@ -85,12 +85,9 @@ async fn login(
     same_site(&method, &headers)?;
     let req: Login = parse(body)?;
     let email = sign_in(&s, &req.email, &req.password).await?;
-    // A new id at every sign-in: a session id planted before it is worthless.
-    s.sessions.end(&s.db, &headers).await?;
-    let id = s.sessions.start(&s.db, &email).await?;
+    let cookie = s.sessions.sign_in(&s.db, &headers, &email).await?;
     let mut res = Json(json!({ "admin": email })).into_response();
-    res.headers_mut()
-        .insert(header::SET_COOKIE, s.sessions.set_cookie(&id));
+    res.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(res)
 }
 
@@ -100,10 +97,9 @@ async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     same_site(&method, &headers)?;
-    s.sessions.end(&s.db, &headers).await?;
+    let cookie = s.sessions.sign_out(&s.db, &headers).await?;
     let mut res = StatusCode::NO_CONTENT.into_response();
-    res.headers_mut()
-        .insert(header::SET_COOKIE, s.sessions.clear_cookie());
+    res.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(res)
 }
 

@@ -129,11 +129,9 @@ async fn login(
     super::session::same_site(&method, &headers)?;
     match dashboard_api::sign_in(&s, &f.email, &f.password).await {
         Ok(email) => {
-            s.sessions.end(&s.db, &headers).await?;
-            let id = s.sessions.start(&s.db, &email).await?;
+            let cookie = s.sessions.sign_in(&s.db, &headers, &email).await?;
             let mut res = Redirect::to("/dashboard/users").into_response();
-            res.headers_mut()
-                .insert(header::SET_COOKIE, s.sessions.set_cookie(&id));
+            res.headers_mut().insert(header::SET_COOKIE, cookie);
             Ok(res)
         }
         Err(e) if e.status() == StatusCode::UNAUTHORIZED => Ok((
@@ -151,10 +149,9 @@ async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     super::session::same_site(&method, &headers)?;
-    s.sessions.end(&s.db, &headers).await?;
+    let cookie = s.sessions.sign_out(&s.db, &headers).await?;
     let mut res = Redirect::to("/dashboard/login").into_response();
-    res.headers_mut()
-        .insert(header::SET_COOKIE, s.sessions.clear_cookie());
+    res.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(res)
 }
 

@@ -102,6 +102,25 @@ impl SessionConfig {
         Ok(Some(email))
     }
 
+    /// Signs `admin` in: ends the session the request carries (an id planted before
+    /// sign-in is worthless after it) and starts a new one. Returns its `Set-Cookie`.
+    pub async fn sign_in(
+        &self,
+        db: &Db,
+        headers: &HeaderMap,
+        admin: &str,
+    ) -> Result<HeaderValue, DbError> {
+        self.end(db, headers).await?;
+        let id = self.start(db, admin).await?;
+        Ok(self.set_cookie(&id))
+    }
+
+    /// Signs out: ends the request's session. Returns the `Set-Cookie` that clears it.
+    pub async fn sign_out(&self, db: &Db, headers: &HeaderMap) -> Result<HeaderValue, DbError> {
+        self.end(db, headers).await?;
+        Ok(self.clear_cookie())
+    }
+
     /// Ends the request's session, if any.
     pub async fn end(&self, db: &Db, headers: &HeaderMap) -> Result<(), DbError> {
         if let Some(id) = self.id_from(headers) {
