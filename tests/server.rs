@@ -995,3 +995,61 @@ async fn dashboard_api_finds_edits_and_previews_users(b: Backend) {
             .is_some()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_sessions_end_after_the_idle_and_the_absolute_timeout() {
+    use tiergate::server::session::SessionConfig;
+    for (idle, absolute) in [
+        (Duration::from_millis(1500), Duration::from_secs(3600)),
+        (Duration::from_secs(3600), Duration::from_millis(1500)),
+    ] {
+        let url = database_url(Backend::Sqlite, "timeouts").await;
+        let server = Server::bind(ServeOptions {
+            policy: concat!(env!("CARGO_MANIFEST_DIR"), "/policies/saas.yaml").into(),
+            database_url: url.clone(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            rate_limit_per_minute: 0,
+            sessions: SessionConfig {
+                idle,
+                absolute,
+                secure: false,
+            },
+            ..ServeOptions::default()
+        })
+        .await
+        .unwrap();
+        let api = format!("http://{}", server.addr());
+        tokio::spawn(server.run());
+        let db = Db::connect(&url).await.unwrap();
+        server::create_admin(&db, "root@example.com", "a long admin password")
+            .await
+            .unwrap();
+        let http = reqwest::Client::new();
+        let res = http
+            .post(format!("{api}/api/dashboard/login"))
+            .json(&json!({ "email": "root@example.com", "password": "a long admin password" }))
+            .send()
+            .await
+            .unwrap();
+        let cookie = pair(res.headers()["set-cookie"].to_str().unwrap());
+        let users = || {
+            http.get(format!("{api}/api/dashboard/users"))
+                .header("cookie", cookie.clone())
+                .send()
+        };
+        assert_eq!(
+            users().await.unwrap().status(),
+            200,
+            "idle {idle:?}, absolute {absolute:?}"
+        );
+        // Used again within the idle time: still valid (unless the absolute limit is near).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(users().await.unwrap().status(), 200);
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        assert_eq!(
+            users().await.unwrap().status(),
+            401,
+            "idle {idle:?}, absolute {absolute:?}"
+        );
+    }
+}

@@ -116,7 +116,10 @@ pub fn serve(args: ServeArgs, ttl_secs: i64) -> Result<ExitCode, String> {
         token_ttl: Duration::from_secs(ttl_secs as u64),
         demo_addr: args.demo_addr,
         rate_limit_per_minute: args.rate_limit,
-        secure_cookies: args.secure_cookies,
+        sessions: tiergate::server::session::SessionConfig {
+            secure: args.secure_cookies,
+            ..Default::default()
+        },
     };
     let database = options.database_url.clone();
     runtime()?.block_on(async move {

@@ -61,8 +61,9 @@ pub struct ServeOptions {
     /// Requests per minute per address on the sign-in, token and claims endpoints
     /// (0 disables the limit).
     pub rate_limit_per_minute: u32,
-    /// Served behind HTTPS: dashboard cookies are `Secure` with a `__Host-` name.
-    pub secure_cookies: bool,
+    /// Dashboard sessions: timeouts, and `secure` when served behind HTTPS
+    /// (cookies `Secure` with a `__Host-` name).
+    pub sessions: session::SessionConfig,
 }
 
 impl Default for ServeOptions {
@@ -76,7 +77,7 @@ impl Default for ServeOptions {
             token_ttl: Duration::from_secs(300),
             demo_addr: None,
             rate_limit_per_minute: 120,
-            secure_cookies: false,
+            sessions: session::SessionConfig::default(),
         }
     }
 }
@@ -141,10 +142,7 @@ impl Server {
             issuer: issuer.clone(),
             audience: options.audience.clone(),
             limiter: secrets::RateLimiter::new(options.rate_limit_per_minute),
-            sessions: session::SessionConfig {
-                secure: options.secure_cookies,
-                ..Default::default()
-            },
+            sessions: options.sessions.clone(),
         });
         let demo = match options.demo_addr {
             None => None,
