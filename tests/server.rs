@@ -127,6 +127,16 @@ impl Harness {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    /// A GET with the test client's credentials as HTTP Basic.
+    async fn get_as_client(&self, path: &str) -> reqwest::Response {
+        let url = format!("{}{path}", self.api);
+        let req = self
+            .http
+            .get(url)
+            .basic_auth(&self.client.0, Some(&self.client.1));
+        req.send().await.unwrap()
+    }
+
     fn with_client(&self, mut body: Value) -> Value {
         body["client_id"] = json!(self.client.0);
         body["client_secret"] = json!(self.client.1);
@@ -219,15 +229,8 @@ async fn claims_are_set_merged_and_removed(b: Backend) {
     assert_eq!(body["claims"], json!({ "plan": "pro", "seats": "5" }));
 
     let res = h
-        .http
-        .get(format!(
-            "{}/api/platform/claims?email=ada@example.com",
-            h.api
-        ))
-        .basic_auth(&h.client.0, Some(&h.client.1))
-        .send()
-        .await
-        .unwrap();
+        .get_as_client("/api/platform/claims?email=ada@example.com")
+        .await;
     assert_eq!(res.headers()["cache-control"], "no-store");
     assert_eq!(
         res.json::<Value>().await.unwrap()["claims"],
@@ -235,15 +238,8 @@ async fn claims_are_set_merged_and_removed(b: Backend) {
     );
 
     let res = h
-        .http
-        .get(format!(
-            "{}/api/platform/audit?email=ada@example.com",
-            h.api
-        ))
-        .basic_auth(&h.client.0, Some(&h.client.1))
-        .send()
-        .await
-        .unwrap();
+        .get_as_client("/api/platform/audit?email=ada@example.com")
+        .await;
     let audit: Value = res.json().await.unwrap();
     let entries = audit["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 2);

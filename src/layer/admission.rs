@@ -168,27 +168,31 @@ pub(crate) fn bearer_token<'h>(
         return Ok(Some(token));
     }
     let Some(name) = cookie else { return Ok(None) };
-    let mut found = None;
-    for header in headers.get_all(COOKIE) {
-        let Ok(header) = header.to_str() else {
-            continue;
-        };
-        for pair in header.split(';') {
-            let Some((k, v)) = pair.trim().split_once('=') else {
-                continue;
-            };
-            if k == name {
-                if found.is_some() {
-                    return Err(TokenError::new(
-                        Kind::AmbiguousCredentials,
-                        "the token cookie appears more than once",
-                    ));
-                }
-                found = Some(v.trim_matches('"'));
-            }
-        }
+    let mut values = cookie_values(headers, name);
+    let found = values.next();
+    if values.next().is_some() {
+        return Err(TokenError::new(
+            Kind::AmbiguousCredentials,
+            "the token cookie appears more than once",
+        ));
     }
     Ok(found.filter(|v| !v.is_empty()))
+}
+
+/// The values of every cookie called `name` in the request's `Cookie` headers
+/// (quotes around a value removed). Shared with the server's session cookie.
+pub(crate) fn cookie_values<'h>(
+    headers: &'h HeaderMap,
+    name: &str,
+) -> impl Iterator<Item = &'h str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(move |(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
 }
 
 #[cfg(test)]

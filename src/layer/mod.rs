@@ -37,6 +37,10 @@
 //! [`Entitlements`] and [`VerifiedToken`] in the request extensions.
 
 mod admission;
+#[cfg(feature = "server")]
+pub(crate) use admission::cookie_values;
+#[cfg(feature = "server")]
+pub(crate) use response::problem;
 mod require_feature;
 mod response;
 mod service;

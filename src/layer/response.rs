@@ -124,8 +124,9 @@ pub(crate) fn misconfigured(detail: &str, protocol: Protocol) -> Response<Full<B
     }
 }
 
-/// `application/problem+json` with `type`, `status` and `reason` filled in.
-fn problem(status: StatusCode, reason: &str, mut body: Value) -> Response<Full<Bytes>> {
+/// `application/problem+json` with `type`, `status` and `reason` filled in. The
+/// claims server's API errors are built here too, so every problem has one shape.
+pub(crate) fn problem(status: StatusCode, reason: &str, mut body: Value) -> Response<Full<Bytes>> {
     body["type"] = json!(format!("urn:tiergate:problem:{reason}"));
     body["status"] = json!(status.as_u16());
     body["reason"] = json!(reason);

@@ -293,15 +293,30 @@ fn not_found(email: &str) -> ApiError {
     )
 }
 
-/// Mints an access token for a user from their stored claims.
-async fn mint_for(s: &AppState, user: &UserRow) -> Result<String, ApiError> {
+/// Signs an access token for `sub` in the reference layout: `iss`, `aud`, `sub`,
+/// then `extra` (the signer adds `iat`, `exp`, `jti`).
+async fn mint(
+    s: &AppState,
+    sub: &str,
+    extra: [(&str, Value); 2],
+) -> Result<String, super::db::DbError> {
     let mut payload = Map::new();
     payload.insert("iss".into(), json!(s.issuer));
     payload.insert("aud".into(), json!(s.audience));
-    payload.insert("sub".into(), json!(user.id));
-    payload.insert("email".into(), json!(user.email));
-    payload.insert("claims".into(), Value::Object(user.claims.clone()));
-    Ok(s.signer.sign(payload).await?)
+    payload.insert("sub".into(), json!(sub));
+    for (k, v) in extra {
+        payload.insert(k.into(), v);
+    }
+    s.signer.sign(payload).await
+}
+
+/// Mints an access token for a user from their stored claims.
+async fn mint_for(s: &AppState, user: &UserRow) -> Result<String, ApiError> {
+    let extra = [
+        ("email", json!(user.email)),
+        ("claims", Value::Object(user.claims.clone())),
+    ];
+    Ok(mint(s, &user.id, extra).await?)
 }
 
 fn token_response(s: &AppState, access: String, refresh: Option<String>) -> Response {
@@ -456,12 +471,14 @@ async fn oauth_token(
             "client authentication failed",
         );
     }
-    let mut payload = Map::new();
-    payload.insert("iss".into(), json!(s.issuer));
-    payload.insert("aud".into(), json!(s.audience));
-    payload.insert("sub".into(), json!(client));
-    payload.insert("client_id".into(), json!(client));
-    match s.signer.sign(payload).await {
+    // A machine token carries no subscription claims: `claims` is empty.
+    match mint(
+        &s,
+        &client,
+        [("client_id", json!(client)), ("claims", json!({}))],
+    )
+    .await
+    {
         Ok(access) => token_response(&s, access, None),
         Err(e) => ApiError::internal(e).into_response(),
     }

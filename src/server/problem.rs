@@ -1,6 +1,5 @@
 //! API errors as RFC 9457 problem+json, each naming the field that is wrong.
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -71,13 +70,10 @@ impl ApiError {
         self.status
     }
 
-    /// The body as JSON.
+    /// The body's own members (`type`, `status` and `reason` are added when it is sent).
     pub fn body(&self) -> Value {
         let mut body = json!({
-            "type": format!("urn:tiergate:problem:{}", self.reason),
             "title": self.status.canonical_reason().unwrap_or("Error"),
-            "status": self.status.as_u16(),
-            "reason": self.reason,
             "detail": self.detail,
         });
         if let Some(f) = &self.field {
@@ -95,12 +91,8 @@ impl From<super::db::DbError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut res = (self.status, Json(self.body())).into_response();
+        let mut res = crate::layer::problem(self.status, self.reason, self.body()).into_response();
         let h = res.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(s) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(s));

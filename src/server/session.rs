@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 use super::db::{Db, DbError, now_ms};
 use super::problem::ApiError;
@@ -64,15 +64,7 @@ impl SessionConfig {
 
     /// The session id the request carries, if any.
     pub fn id_from<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
-        let name = self.cookie_name();
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
+        crate::layer::cookie_values(headers, self.cookie_name()).next()
     }
 
     /// Starts a session for `admin`; returns the new id (for the cookie).
