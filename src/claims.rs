@@ -112,7 +112,48 @@ impl<V> Default for ClaimMembers<V> {
     }
 }
 
-impl<V: std::borrow::Borrow<Value>> ClaimMembers<V> {
+/// A claim member's value as the readers see it. Strings stand apart because the
+/// token fast path borrows them straight from the decoded payload instead of
+/// building a `serde_json::Value` (and a `String`) for each.
+#[derive(Clone, Copy)]
+pub(crate) enum MemberValue<'a> {
+    Str(&'a str),
+    Json(&'a Value),
+}
+
+impl MemberValue<'_> {
+    fn is_null(self) -> bool {
+        matches!(self, MemberValue::Json(Value::Null))
+    }
+}
+
+/// A claim member's value, however it was parsed.
+pub(crate) trait ClaimMember {
+    fn view(&self) -> MemberValue<'_>;
+}
+
+impl ClaimMember for Value {
+    fn view(&self) -> MemberValue<'_> {
+        MemberValue::from(self)
+    }
+}
+
+impl ClaimMember for &Value {
+    fn view(&self) -> MemberValue<'_> {
+        MemberValue::from(*self)
+    }
+}
+
+impl<'a> From<&'a Value> for MemberValue<'a> {
+    fn from(v: &'a Value) -> Self {
+        match v {
+            Value::String(s) => MemberValue::Str(s),
+            other => MemberValue::Json(other),
+        }
+    }
+}
+
+impl<V: ClaimMember> ClaimMembers<V> {
     /// Keeps `value` when `key` is a subscription claim; gives it back otherwise.
     pub(crate) fn take(&mut self, key: &str, value: V) -> Result<(), V> {
         let slot = match key {
@@ -130,19 +171,19 @@ impl<V: std::borrow::Borrow<Value>> ClaimMembers<V> {
     /// Reads the collected values into `claims`. `role` wins over `roles` unless it
     /// is `null`, whatever their order in the token.
     pub(crate) fn apply(self, claims: &mut Claims) {
-        fn read<V: std::borrow::Borrow<Value>, T>(
+        fn read<V: ClaimMember, T>(
             v: &Option<V>,
-            f: impl Fn(&Value) -> Claim<T>,
+            f: impl Fn(MemberValue<'_>) -> Claim<T>,
         ) -> Claim<T> {
-            v.as_ref().map_or(Claim::Absent, |v| f(v.borrow()))
+            v.as_ref().map_or(Claim::Absent, |v| f(v.view()))
         }
         claims.plan = read(&self.plan, read_plan);
         claims.roles = match &self.role {
-            Some(r) if !r.borrow().is_null() => read_roles(r.borrow()),
+            Some(r) if !r.view().is_null() => read_roles(r.view()),
             _ => read(&self.roles, read_roles),
         };
-        claims.trial_ends = read(&self.trial_ends, |v| read_with(v, parse_trial_ends));
-        claims.seats = read(&self.seats, |v| read_with(v, parse_seats));
+        claims.trial_ends = read(&self.trial_ends, |v| read_with(v, |v| parse_trial_ends(v)));
+        claims.seats = read(&self.seats, |v| read_with(v, |v| parse_seats(v)));
     }
 }
 
@@ -243,19 +284,19 @@ impl Claims {
     }
 }
 
-fn read_plan(v: &Value) -> Claim<Box<str>> {
+fn read_plan(v: MemberValue<'_>) -> Claim<Box<str>> {
     match v {
-        Value::Null => Claim::Absent,
-        Value::String(s) if !s.trim().is_empty() => Claim::Valid(s.trim().into()),
+        MemberValue::Json(Value::Null) => Claim::Absent,
+        MemberValue::Str(s) if !s.trim().is_empty() => Claim::Valid(s.trim().into()),
         _ => Claim::Malformed,
     }
 }
 
-fn read_roles(v: &Value) -> Claim<Vec<Box<str>>> {
+fn read_roles(v: MemberValue<'_>) -> Claim<Vec<Box<str>>> {
     match v {
-        Value::Null => Claim::Absent,
-        Value::String(s) if !s.trim().is_empty() => Claim::Valid(vec![s.trim().into()]),
-        Value::Array(items) => {
+        MemberValue::Json(Value::Null) => Claim::Absent,
+        MemberValue::Str(s) if !s.trim().is_empty() => Claim::Valid(vec![s.trim().into()]),
+        MemberValue::Json(Value::Array(items)) => {
             // All or nothing: keeping the readable half of a broken list could grant
             // more than the claim's author meant.
             let mut roles = Vec::with_capacity(items.len());
@@ -273,14 +314,14 @@ fn read_roles(v: &Value) -> Claim<Vec<Box<str>>> {
 
 /// `YYYY-MM-DD` (through the end of that day, UTC), RFC 3339, or unix seconds
 /// (a number or a string of digits).
-pub(crate) fn parse_trial_ends(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64().or_else(|| {
+pub(crate) fn parse_trial_ends<'a>(v: impl Into<MemberValue<'a>>) -> Option<i64> {
+    match v.into() {
+        MemberValue::Json(Value::Number(n)) => n.as_i64().or_else(|| {
             n.as_f64()
                 .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
                 .map(|f| f as i64)
         }),
-        Value::String(s) => {
+        MemberValue::Str(s) => {
             let s = s.trim();
             if let Some(day) =
                 plain_date(s).or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
@@ -296,7 +337,7 @@ pub(crate) fn parse_trial_ends(v: &Value) -> Option<i64> {
             }
             None
         }
-        _ => None,
+        MemberValue::Json(_) => None,
     }
 }
 
@@ -316,22 +357,22 @@ fn plain_date(s: &str) -> Option<NaiveDate> {
 }
 
 /// `null` is absent; anything `parse` cannot read is malformed.
-fn read_with<T>(v: &Value, parse: fn(&Value) -> Option<T>) -> Claim<T> {
-    match v {
-        Value::Null => Claim::Absent,
-        other => parse(other).map_or(Claim::Malformed, Claim::Valid),
+fn read_with<T>(v: MemberValue<'_>, parse: fn(MemberValue<'_>) -> Option<T>) -> Claim<T> {
+    if v.is_null() {
+        return Claim::Absent;
     }
+    parse(v).map_or(Claim::Malformed, Claim::Valid)
 }
 
 /// A whole number ≥ 0, from a JSON number or a string of digits.
-pub(crate) fn parse_seats(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64().or_else(|| {
+pub(crate) fn parse_seats<'a>(v: impl Into<MemberValue<'a>>) -> Option<u64> {
+    match v.into() {
+        MemberValue::Json(Value::Number(n)) => n.as_u64().or_else(|| {
             n.as_f64()
                 .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e15)
                 .map(|f| f as u64)
         }),
-        Value::String(s) => {
+        MemberValue::Str(s) => {
             let s = s.trim();
             if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
                 s.parse().ok()
@@ -339,7 +380,7 @@ pub(crate) fn parse_seats(v: &Value) -> Option<u64> {
                 None
             }
         }
-        _ => None,
+        MemberValue::Json(_) => None,
     }
 }
 

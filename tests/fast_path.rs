@@ -66,6 +66,11 @@ fn sign_raw(header: &str, payload: &str) -> String {
 }
 
 fn forge_text(header: &str, payload: &str, key: &[u8]) -> String {
+    forge_bytes(header, payload.as_bytes(), key)
+}
+
+/// Signs any payload bytes, valid UTF-8 or not.
+fn forge_bytes(header: &str, payload: &[u8], key: &[u8]) -> String {
     let msg = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header),
@@ -129,6 +134,11 @@ fn claims_text() -> impl Strategy<Value = String> {
         Just("\"trial_ends\": 1800000000".to_owned()),
         Just("\"trial_ends\": \"+2026-04-15\"".to_owned()),
         Just("\"team\": {\"id\": [1, 2]}".to_owned()),
+        // Escaped and non-ASCII strings, which cannot be borrowed from the payload.
+        Just("\"plan\": \"pr\\u006f\"".to_owned()),
+        Just("\"role\": \"adm\\u0069n\"".to_owned()),
+        Just("\"plan\": \"prö\"".to_owned()),
+        Just("\"seats\": \"\\u0035\"".to_owned()),
     ];
     prop_oneof![
         prop::collection::vec(member, 0..6).prop_map(|m| format!("{{{}}}", m.join(", "))),
@@ -201,6 +211,27 @@ proptest! {
     #[test]
     fn payloads_that_are_not_json_objects_get_the_same_answer(payload in "\\PC{0,40}") {
         let token = sign_raw(r#"{"alg":"HS256","kid":"hmac-HS256"}"#, &payload);
+        let _ = assert_same(&verifier(), &token, chrono::Utc::now());
+    }
+
+    #[test]
+    fn payloads_with_any_bytes_get_the_same_answer(
+        junk in prop::collection::vec(any::<u8>(), 0..12),
+        in_string in prop::bool::ANY,
+    ) {
+        // Arbitrary bytes (often invalid UTF-8) inside a string member or between members
+        // of an otherwise valid payload.
+        let mut payload = format!(r#"{{"exp": {}, "iss": "{ISSUER}", "aud": "{AUDIENCE}", "x": "#, now() + 300).into_bytes();
+        if in_string {
+            payload.push(b'"');
+            payload.extend(&junk);
+            payload.extend(br#"", "claims": {"plan": "pro"}}"#);
+        } else {
+            payload.extend(b"1");
+            payload.extend(&junk);
+            payload.extend(b"}");
+        }
+        let token = forge_bytes(r#"{"alg":"HS256","kid":"hmac-HS256"}"#, &payload, SECRET);
         let _ = assert_same(&verifier(), &token, chrono::Utc::now());
     }
 }

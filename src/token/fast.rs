@@ -14,11 +14,12 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize as _;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::keys::VerifyingKey;
-use crate::claims::{ClaimMembers, Claims};
+use crate::claims::{ClaimMember, ClaimMembers, Claims, MemberValue};
 
 /// Checks an HMAC signature with the key's precomputed schedule, without allocating.
 pub(crate) fn hmac_signature_ok(key: &VerifyingKey, message: &[u8], signature_b64: &str) -> bool {
@@ -178,6 +179,76 @@ impl<'de> de::Deserialize<'de> for Aud<'de> {
     }
 }
 
+/// A claim member's value: a string borrowed from the payload where it can be
+/// (the common case, no allocation), or any other JSON value, parsed as a
+/// `serde_json::Value` would be.
+pub(crate) enum Member<'a> {
+    Str(Cow<'a, str>),
+    Json(Value),
+}
+
+impl ClaimMember for Member<'_> {
+    fn view(&self) -> MemberValue<'_> {
+        match self {
+            Member::Str(s) => MemberValue::Str(s),
+            Member::Json(v) => MemberValue::from(v),
+        }
+    }
+}
+
+impl Member<'_> {
+    fn into_value(self) -> Value {
+        match self {
+            Member::Str(s) => Value::String(s.into_owned()),
+            Member::Json(v) => v,
+        }
+    }
+}
+
+impl<'de> de::Deserialize<'de> for Member<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Member<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Member::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Member::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Member::Str(Cow::Owned(v)))
+            }
+            // The rest exactly as `serde_json::Value` reads them.
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Member::Json(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Member::Json(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Member::Json(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Member::Json(Value::from(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Member::Json(Value::Null))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Value::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(Member::Json)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                Value::deserialize(de::value::MapAccessDeserializer::new(map)).map(Member::Json)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// The claims object read member by member into [`Claims`], without building a
 /// map first; anything but an object gives empty claims, as on the general path.
 pub(crate) struct ClaimsValue(pub Claims);
@@ -192,12 +263,12 @@ impl<'de> de::Deserialize<'de> for ClaimsValue {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ClaimsValue, A::Error> {
                 let mut claims = Claims::default();
-                let mut members = ClaimMembers::<Value>::default();
+                let mut members = ClaimMembers::<Member<'de>>::default();
                 while let Some(key) = map.next_key::<StrOr<'de>>()? {
-                    let value: Value = map.next_value()?;
+                    let value: Member<'de> = map.next_value()?;
                     let StrOr::Str(key) = key else { continue };
                     if let Err(custom) = members.take(&key, value) {
-                        claims.custom.insert(key.into_owned(), custom);
+                        claims.custom.insert(key.into_owned(), custom.into_value());
                     }
                 }
                 members.apply(&mut claims);
@@ -245,9 +316,10 @@ pub(crate) struct HotPayload<'a> {
 
 impl<'a> HotPayload<'a> {
     /// Reads a payload whose subscription claims sit under `claims_key`. `Err` when
-    /// it is not a JSON object (or not JSON).
+    /// it is not a JSON object (or not JSON). Takes `str`, checked as UTF-8 once as a
+    /// whole, so serde_json does not check each string again.
     pub(crate) fn parse(
-        json: &'a [u8],
+        json: &'a str,
         claims_key: &str,
     ) -> Result<HotPayload<'a>, serde_json::Error> {
         struct V<'k> {
@@ -277,7 +349,7 @@ impl<'a> HotPayload<'a> {
                 Ok(p)
             }
         }
-        let mut de = serde_json::Deserializer::from_slice(json);
+        let mut de = serde_json::Deserializer::from_str(json);
         let p = de.deserialize_map(V { claims_key })?;
         de.end()?;
         Ok(p)

@@ -6,6 +6,7 @@
 //! loaded for).
 
 use std::fmt;
+use std::sync::Arc;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
@@ -51,7 +52,8 @@ pub enum KeyError {
 /// A key that verifies signatures of one algorithm, optionally with a key id (`kid`).
 #[derive(Clone)]
 pub struct VerifyingKey {
-    pub(crate) kid: Option<String>,
+    /// Shared with every token it verifies (a reference count, not a copy).
+    pub(crate) kid: Option<Arc<str>>,
     pub(crate) alg: Algorithm,
     pub(crate) key: DecodingKey,
     /// For HMAC keys: the key schedule, computed once (jsonwebtoken recomputes it
@@ -168,7 +170,7 @@ impl VerifyingKey {
             reason: e.to_string(),
         })?;
         Ok(VerifyingKey {
-            kid: jwk.common.key_id.clone(),
+            kid: jwk.common.key_id.as_deref().map(Arc::from),
             alg,
             key,
             hmac: None,
@@ -176,8 +178,8 @@ impl VerifyingKey {
     }
 
     /// Gives the key an id: a token whose header names this `kid` is checked with it.
-    pub fn with_kid(mut self, kid: impl Into<String>) -> VerifyingKey {
-        self.kid = Some(kid.into());
+    pub fn with_kid(mut self, kid: impl AsRef<str>) -> VerifyingKey {
+        self.kid = Some(Arc::from(kid.as_ref()));
         self
     }
 

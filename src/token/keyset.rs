@@ -1,5 +1,7 @@
 //! A set of verification keys and the rule for picking one for a token.
 
+use std::sync::Arc;
+
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::Jwk;
 use serde::Deserialize;
@@ -61,7 +63,7 @@ impl KeySet {
                 Err(e) => skipped.push(format!("key {i}: {e}")),
             }
         }
-        let mut dupes: Vec<String> = Vec::new();
+        let mut dupes: Vec<Arc<str>> = Vec::new();
         for (i, k) in keys.iter().enumerate() {
             if let Some(kid) = &k.kid
                 && keys[i + 1..].iter().any(|o| o.kid.as_ref() == Some(kid))

@@ -38,6 +38,7 @@ mod fast;
 mod jwks;
 mod keys;
 mod keyset;
+mod parsed;
 mod verify;
 
 pub use cache::CacheOptions;

@@ -1,6 +1,5 @@
 //! The verifier: one pass from the raw token to typed, trusted claims.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -9,7 +8,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::cache::{CacheOptions, TokenCache};
@@ -17,6 +15,7 @@ use super::error::{TokenError, TokenErrorKind as Kind};
 use super::fast::{self, Aud, HotPayload, StrOr};
 use super::keys::{KeyError, VerifyingKey};
 use super::keyset::{KeySet, Miss};
+use super::parsed::{HeaderScratch, Parsed, malformed};
 use crate::claims::{Claims, ClaimsLocation};
 
 /// Tokens longer than this are refused before any decoding (8 KiB).
@@ -36,7 +35,7 @@ struct TokenInner {
     raw_payload: Box<[u8]>,
     claims: Claims,
     algorithm: Algorithm,
-    key_id: Option<String>,
+    key_id: Option<Arc<str>>,
     expires_at: i64,
     not_before: Option<i64>,
     issued_at: Option<i64>,
@@ -295,7 +294,8 @@ impl Verifier {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<VerifiedToken, TokenError> {
-        let parsed = Parsed::new(token, self.0.max_len)?;
+        let mut scratch = HeaderScratch::new();
+        let parsed = Parsed::new(token, self.0.max_len, &mut scratch)?;
         self.check_header(&parsed)?;
         match &self.0.location {
             ClaimsLocation::Nested(key) if parsed.alg.family() == AlgorithmFamily::Hmac => {
@@ -313,7 +313,8 @@ impl Verifier {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<VerifiedToken, TokenError> {
-        let parsed = Parsed::new(token, self.0.max_len)?;
+        let mut scratch = HeaderScratch::new();
+        let parsed = Parsed::new(token, self.0.max_len, &mut scratch)?;
         self.check_header(&parsed)?;
         self.verify_general(&parsed, now.timestamp())
     }
@@ -353,7 +354,7 @@ impl Verifier {
         false
     }
 
-    fn check_header(&self, p: &Parsed<'_>) -> Result<(), TokenError> {
+    fn check_header(&self, p: &Parsed<'_, '_>) -> Result<(), TokenError> {
         if p.crit {
             return Err(TokenError::new(
                 Kind::CriticalHeader,
@@ -378,7 +379,7 @@ impl Verifier {
 
     /// The general path: any algorithm (signature through `jsonwebtoken::crypto`),
     /// the whole payload parsed into a map, any claims location.
-    fn verify_general(&self, p: &Parsed<'_>, now: i64) -> Result<VerifiedToken, TokenError> {
+    fn verify_general(&self, p: &Parsed<'_, '_>, now: i64) -> Result<VerifiedToken, TokenError> {
         let key_id = self.find_key(p, |k| p.signature_ok(k))?;
         let raw = decode_b64(p.payload)?;
         let payload = parse_payload(&raw)?;
@@ -399,14 +400,17 @@ impl Verifier {
     /// The HMAC fast path (see [`super::fast`]): the same checks and answers.
     fn verify_fast(
         &self,
-        p: &Parsed<'_>,
+        p: &Parsed<'_, '_>,
         now: i64,
         claims_key: &str,
     ) -> Result<VerifiedToken, TokenError> {
         let message = p.message.as_bytes();
         let key_id = self.find_key(p, |k| fast::hmac_signature_ok(k, message, p.signature))?;
         let raw = decode_b64(p.payload)?;
-        let mut hot = HotPayload::parse(&raw, claims_key).map_err(|e| {
+        // Invalid UTF-8 anywhere makes the general path's parse fail too.
+        let text =
+            std::str::from_utf8(&raw).map_err(|_| malformed("the payload is not valid JSON"))?;
+        let mut hot = HotPayload::parse(text, claims_key).map_err(|e| {
             malformed(if e.is_data() {
                 "the payload is not a JSON object"
             } else {
@@ -431,9 +435,9 @@ impl Verifier {
     /// Finds the key that verifies the signature; returns its `kid`.
     fn find_key(
         &self,
-        p: &Parsed<'_>,
+        p: &Parsed<'_, '_>,
         signature_ok: impl Fn(&VerifyingKey) -> bool,
-    ) -> Result<Option<String>, TokenError> {
+    ) -> Result<Option<Arc<str>>, TokenError> {
         let (kid, alg) = (p.kid.as_deref(), p.alg);
         #[cfg_attr(not(feature = "jwks"), allow(unused_mut))]
         let mut miss = match self.0.keys.candidates(kid, alg) {
@@ -569,10 +573,6 @@ fn invalid(claim: &'static str, want: &'static str) -> TokenError {
     )
 }
 
-fn malformed(detail: &'static str) -> TokenError {
-    TokenError::new(Kind::MalformedToken, detail)
-}
-
 /// A NumericDate claim: a JSON number of seconds (fractions are truncated).
 fn numeric_date(value: Option<&Value>, claim: &'static str) -> Result<Option<i64>, TokenError> {
     match value {
@@ -642,10 +642,16 @@ impl<'v> Registered<'v> {
     }
 }
 
+/// Decodes the payload into a buffer of exactly its length, so that it becomes the
+/// token's boxed slice without a second allocation.
 fn decode_b64(segment: &str) -> Result<Vec<u8>, TokenError> {
-    URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| malformed("the payload is not valid base64url"))
+    let exact = segment.len() / 4 * 3 + (segment.len() % 4).saturating_sub(1);
+    let mut out = vec![0; exact];
+    let n = URL_SAFE_NO_PAD
+        .decode_slice(segment, &mut out)
+        .map_err(|_| malformed("the payload is not valid base64url"))?;
+    out.truncate(n);
+    Ok(out)
 }
 
 fn parse_payload(bytes: &[u8]) -> Result<Map<String, Value>, TokenError> {
@@ -653,105 +659,6 @@ fn parse_payload(bytes: &[u8]) -> Result<Map<String, Value>, TokenError> {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(malformed("the payload is not a JSON object")),
         Err(_) => Err(malformed("the payload is not valid JSON")),
-    }
-}
-
-/// The header members the verifier reads. `jku`, `x5u`, `jwk` and `x5c` are never
-/// read, so a token can never point the verifier at a key of its choosing.
-#[derive(Deserialize)]
-struct Header<'a> {
-    alg: Cow<'a, str>,
-    #[serde(default, borrow)]
-    kid: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    typ: Option<Cow<'a, str>>,
-    #[serde(default)]
-    crit: Option<serde::de::IgnoredAny>,
-}
-
-/// Whether every byte is base64url or `.`. Written without an early exit so the
-/// compiler can check many bytes per instruction: this runs on every request.
-fn in_token_alphabet(bytes: &[u8]) -> bool {
-    bytes.iter().fold(true, |ok, &b| {
-        ok & (b.is_ascii_uppercase()
-            | b.is_ascii_lowercase()
-            | b.is_ascii_digit()
-            | (b == b'-')
-            | (b == b'_')
-            | (b == b'.'))
-    })
-}
-
-/// A token split into its parts, with the header decoded.
-struct Parsed<'t> {
-    message: &'t str,
-    payload: &'t str,
-    signature: &'t str,
-    alg: Algorithm,
-    kid: Option<String>,
-    typ: Option<String>,
-    crit: bool,
-}
-
-impl<'t> Parsed<'t> {
-    fn new(token: &'t str, max_len: usize) -> Result<Parsed<'t>, TokenError> {
-        if token.len() > max_len {
-            return Err(TokenError::new(
-                Kind::TokenTooLarge,
-                format!("the token is over {max_len} bytes"),
-            ));
-        }
-        if token.is_empty() {
-            return Err(TokenError::new(
-                Kind::MissingToken,
-                "the bearer token is empty",
-            ));
-        }
-        if !in_token_alphabet(token.as_bytes()) {
-            return Err(malformed(
-                "the token has characters outside base64url and `.`",
-            ));
-        }
-        let mut parts = token.splitn(4, '.');
-        let (Some(h), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(malformed("a JWT has three parts separated by `.`"));
-        };
-        if h.is_empty() || payload.is_empty() {
-            return Err(malformed("the token's header or payload is empty"));
-        }
-        let header_bytes = URL_SAFE_NO_PAD
-            .decode(h)
-            .map_err(|_| malformed("the header is not valid base64url"))?;
-        let header: Header<'_> = serde_json::from_slice(&header_bytes)
-            .map_err(|_| malformed("the header is not a JSON object with an `alg`"))?;
-        if header.alg.eq_ignore_ascii_case("none") {
-            return Err(TokenError::new(
-                Kind::UnsignedToken,
-                "unsigned tokens (`alg: none`) are never accepted",
-            ));
-        }
-        let alg: Algorithm = header.alg.parse().map_err(|_| {
-            TokenError::new(
-                Kind::UnsupportedAlgorithm,
-                "the token's `alg` is not a supported algorithm",
-            )
-        })?;
-        Ok(Parsed {
-            message: &token[..h.len() + 1 + payload.len()],
-            payload,
-            signature,
-            alg,
-            kid: header.kid.map(Cow::into_owned),
-            typ: header.typ.map(Cow::into_owned),
-            crit: header.crit.is_some(),
-        })
-    }
-
-    fn signature_ok(&self, key: &VerifyingKey) -> bool {
-        jsonwebtoken::crypto::verify(self.signature, self.message.as_bytes(), &key.key, key.alg)
-            .unwrap_or(false)
     }
 }
 
