@@ -5,7 +5,9 @@
 //!
 //! `cargo bench --bench layer && python3 benches/medians.py`
 
+use std::future::Future;
 use std::hint::black_box;
+use std::task::{Context, Poll, Waker};
 
 use axum::Router;
 use axum::body::Body;
@@ -85,6 +87,40 @@ fn request(bearer: &str) -> Request<Body> {
         .header("authorization", bearer)
         .body(Body::empty())
         .unwrap()
+}
+
+/// An inner service that does nothing (and allocates nothing), so that what the
+/// `service` group measures is the layer's own work: `TierGateService::call`, the
+/// Caller extension (and its free when the request is dropped) and the response
+/// mapping — what the layer adds to any app, without the app's router around it.
+#[derive(Clone)]
+struct Nothing;
+
+impl tower::Service<Request<()>> for Nothing {
+    type Response = axum::http::Response<()>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, req: Request<()>) -> Self::Future {
+        drop(req);
+        std::future::ready(Ok(axum::http::Response::new(())))
+    }
+}
+
+/// Calls a service whose future is ready at once (no runtime needed) and returns
+/// the status.
+fn call_now<S, B>(svc: &mut S, req: Request<()>) -> u16
+where
+    S: tower::Service<Request<()>, Response = axum::http::Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    let fut = std::pin::pin!(svc.call(req));
+    match fut.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(res) => res.unwrap().status().as_u16(),
+        Poll::Pending => panic!("the service waited"),
+    }
 }
 
 fn bench_layer(c: &mut Criterion) {
@@ -212,5 +248,57 @@ fn bench_layer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_layer);
+/// The layer's own cost, without a router: the gated `Nothing` service against
+/// `Nothing` alone. Both build the request in the timed part (so its bytes are in
+/// the cache, as they are when a server has just read them); the difference is the
+/// layer.
+fn bench_service(c: &mut Criterion) {
+    let policy = Policy::from_yaml(tiergate::EXAMPLE_POLICY).unwrap();
+    let mut group = c.benchmark_group("service");
+    for case in cases() {
+        let name = format!("{:?}", case.alg);
+        let bearer = format!("Bearer {}", case.token);
+        let request = || {
+            Request::builder()
+                .uri("/api/dashboard")
+                .header("authorization", &bearer)
+                .body(())
+                .unwrap()
+        };
+        let gated = |cache: Option<CacheOptions>| {
+            let gate = TierGate::builder()
+                .policy(policy.clone())
+                .verifier(
+                    Verifier::builder()
+                        .key(case.verifying.clone())
+                        .issuer(ISS)
+                        .audience(AUD)
+                        .token_cache(cache)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap();
+            tower::Layer::layer(&gate.layer(), Nothing)
+        };
+        let mut uncached = gated(None);
+        let mut cached = gated(Some(CacheOptions::default()));
+        assert_eq!(call_now(&mut uncached, request()), 200, "{name}");
+        assert_eq!(call_now(&mut cached, request()), 200, "{name}");
+
+        let mut plain = Nothing;
+        group.bench_function(BenchmarkId::new("without_layer", &name), |b| {
+            b.iter(|| call_now(&mut plain, request()))
+        });
+        group.bench_function(BenchmarkId::new("with_layer", &name), |b| {
+            b.iter(|| call_now(&mut uncached, request()))
+        });
+        group.bench_function(BenchmarkId::new("with_layer_cache_hit", &name), |b| {
+            b.iter(|| call_now(&mut cached, request()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_service, bench_layer);
 criterion_main!(benches);

@@ -24,8 +24,8 @@ use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 
-use crate::Entitlements;
 use crate::token::VerifiedToken;
+use crate::{Caller, Entitlements};
 
 /// The rejection of a missing extractor: 401 on a public route without a token,
 /// otherwise 500 naming the missing layer.
@@ -50,7 +50,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Entitlements {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .get::<Entitlements>()
+            .get::<Caller>()
+            .and_then(Caller::entitlements)
             .cloned()
             .ok_or_else(|| rejection(parts))
     }
@@ -60,7 +61,11 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Entitlements {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<Entitlements>().cloned())
+        Ok(parts
+            .extensions
+            .get::<Caller>()
+            .and_then(Caller::entitlements)
+            .cloned())
     }
 }
 
@@ -70,7 +75,8 @@ impl<S: Send + Sync> FromRequestParts<S> for VerifiedToken {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .get::<VerifiedToken>()
+            .get::<Caller>()
+            .and_then(Caller::token)
             .cloned()
             .ok_or_else(|| rejection(parts))
     }
@@ -80,6 +86,10 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for VerifiedToken {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<VerifiedToken>().cloned())
+        Ok(parts
+            .extensions
+            .get::<Caller>()
+            .and_then(Caller::token)
+            .cloned())
     }
 }

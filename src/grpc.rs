@@ -15,8 +15,8 @@
 
 use tonic::{Code, Request, Status};
 
-use crate::Entitlements;
 use crate::token::VerifiedToken;
+use crate::{Caller, Entitlements};
 
 /// What the layer put on a gRPC request.
 pub trait RequestExt {
@@ -57,10 +57,12 @@ pub trait RequestExt {
 
 impl<T> RequestExt for Request<T> {
     fn entitlements(&self) -> Option<&Entitlements> {
-        self.extensions().get::<Entitlements>()
+        self.extensions()
+            .get::<Caller>()
+            .and_then(Caller::entitlements)
     }
 
     fn verified_token(&self) -> Option<&VerifiedToken> {
-        self.extensions().get::<VerifiedToken>()
+        self.extensions().get::<Caller>().and_then(Caller::token)
     }
 }

@@ -5,7 +5,6 @@
 //! done by the service's response future.
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, Method, Response};
 use http_body_util::Full;
@@ -39,13 +38,13 @@ impl GateInner {
                 Protocol::of(headers),
             ));
         }
-        let now = (self.clock)();
+        let now = self.now_secs();
         let token = match bearer_token(headers, self.cookie.as_deref()) {
             Ok(Some(t)) => t,
             Ok(None) => return self.finish(method, path, headers, now, Ok(None)).into(),
             Err(e) => return self.finish(method, path, headers, now, Err(e)).into(),
         };
-        match self.verifier.verify(token, now) {
+        match self.verifier.verify_at(token, now) {
             Err(e) if self.verifier.may_refetch(&e) => Admission::Fetch(token.to_owned()),
             result => self
                 .finish(method, path, headers, now, result.map(Some))
@@ -62,7 +61,7 @@ impl GateInner {
         method: &Method,
         path: &str,
         headers: &HeaderMap,
-        now: DateTime<Utc>,
+        now: i64,
         token: Result<Option<VerifiedToken>, TokenError>,
     ) -> Result<Admitted, Response<Full<Bytes>>> {
         let policy: Policy = self.store.policy();
@@ -80,7 +79,7 @@ impl GateInner {
             }
             Err(e) => return self.unauthorized(method, path, headers, &e),
         };
-        let ent = policy.entitlements(token.claims(), now);
+        let ent = Entitlements::new(policy, token.claims(), now);
         let d = ent.check_route(method, path);
         let rule = d.rule().map(|r| r.pattern());
         let revision = d.revision();
@@ -145,7 +144,7 @@ pub(crate) fn bearer_token<'h>(
                 "send exactly one Authorization header",
             ));
         }
-        let value = value.to_str().map_err(|_| {
+        let value = visible_ascii(value.as_bytes()).ok_or_else(|| {
             TokenError::new(
                 Kind::MalformedToken,
                 "the Authorization header is not ASCII",
@@ -177,6 +176,17 @@ pub(crate) fn bearer_token<'h>(
         ));
     }
     Ok(found.filter(|v| !v.is_empty()))
+}
+
+/// The header value as text when it is visible ASCII (or tab), as
+/// `HeaderValue::to_str` requires; checked without an early exit so the compiler can
+/// test many bytes per instruction (this runs on every request).
+fn visible_ascii(bytes: &[u8]) -> Option<&str> {
+    let ok = bytes.iter().fold(true, |ok, &b| {
+        ok & ((0x20..0x7f).contains(&b) | (b == b'\t'))
+    });
+    // Pure ASCII from here, which `from_utf8` confirms a word at a time.
+    ok.then(|| std::str::from_utf8(bytes).ok())?
 }
 
 /// The values of every cookie called `name` in the request's `Cookie` headers
@@ -213,6 +223,19 @@ mod tests {
         for v in ["Bearer abc", "bearer abc", "BEARER  abc"] {
             let h = headers(&[("authorization", v)]);
             assert_eq!(bearer_token(&h, None).unwrap(), Some("abc"), "{v}");
+        }
+    }
+
+    #[test]
+    fn only_visible_ascii_is_read_as_text() {
+        assert_eq!(visible_ascii(b"Bearer a.b-c_d\t"), Some("Bearer a.b-c_d\t"));
+        for bad in [&b"Bearer a\x7fb"[..], b"Bearer a\x00b"] {
+            assert_eq!(visible_ascii(bad), None, "{bad:?}");
+        }
+        // What a header value can hold but `to_str` refuses: refused here too.
+        for bad in [&b"Bearer \x80abc"[..], b"caf\xc3\xa9"] {
+            assert_eq!(visible_ascii(bad), None, "{bad:?}");
+            assert!(HeaderValue::from_bytes(bad).unwrap().to_str().is_err());
         }
     }
 

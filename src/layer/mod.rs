@@ -33,10 +33,11 @@
 //! [`PolicyStore::set_max_staleness`]) → 503; a public route → passes (with
 //! Entitlements if a valid token came along); no or a bad token → 401 with a
 //! `reason`; a denied rule → 403 with the reason, the plan and `upgrade_to`, unless
-//! the layer or the rule is in observe mode; otherwise the handler runs with
-//! [`Entitlements`] and [`VerifiedToken`] in the request extensions.
+//! the layer or the rule is in observe mode; otherwise the handler runs with a
+//! [`Caller`] (its [`Entitlements`] and [`VerifiedToken`]) in the request extensions.
 
 mod admission;
+mod caller;
 #[cfg(feature = "server")]
 pub(crate) use admission::cookie_values;
 #[cfg(feature = "server")]
@@ -48,10 +49,12 @@ mod service;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 use tower_layer::Layer;
 
+pub use caller::Caller;
 pub use require_feature::{RequireFeature, RequireFeatureLayer, require_feature};
 pub use service::{GateBody, ResponseFuture, TierGateService};
 
@@ -72,8 +75,23 @@ pub(crate) struct GateInner {
     pub(crate) verifier: Verifier,
     pub(crate) enforce: bool,
     pub(crate) cookie: Option<String>,
-    pub(crate) clock: Clock,
+    /// `None`: the system clock.
+    pub(crate) clock: Option<Clock>,
     _watch: Option<WatchHandle>,
+}
+
+impl GateInner {
+    /// "Now" in unix seconds, all a decision needs: the system clock is read without
+    /// a detour through a calendar date.
+    pub(crate) fn now_secs(&self) -> i64 {
+        match &self.clock {
+            Some(clock) => clock().timestamp(),
+            None => match SystemTime::now().duration_since(UNIX_EPOCH) {
+                Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
+            },
+        }
+    }
 }
 
 impl fmt::Debug for TierGate {
@@ -117,7 +135,10 @@ impl TierGate {
 
     /// The time the gate uses for decisions.
     pub fn now(&self) -> DateTime<Utc> {
-        (self.0.clock)()
+        match &self.0.clock {
+            Some(clock) => clock(),
+            None => Utc::now(),
+        }
     }
 }
 
@@ -224,7 +245,7 @@ impl TierGateBuilder {
             verifier,
             enforce: self.enforce,
             cookie: self.cookie,
-            clock: self.clock.unwrap_or_else(|| Arc::new(Utc::now)),
+            clock: self.clock,
             _watch: watch,
         })))
     }
@@ -269,18 +290,14 @@ impl<S> Layer<S> for TierGateLayer {
     }
 }
 
-/// Marks a request that passed a public route without a valid token, so extractors
-/// can answer 401 (sign in) rather than 500 (layer missing).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Anonymous;
-
 /// What extractors and guards answer when a request has no Entitlements.
 pub(crate) fn missing_entitlements(
     extensions: &http::Extensions,
     headers: &http::HeaderMap,
 ) -> http::Response<http_body_util::Full<bytes::Bytes>> {
     let protocol = response::Protocol::of(headers);
-    if extensions.get::<Anonymous>().is_some() {
+    // An anonymous Caller passed a public route: 401 (sign in), not 500 (no layer).
+    if extensions.get::<Caller>().is_some() {
         let err = crate::token::TokenError::new(
             crate::token::TokenErrorKind::MissingToken,
             "this needs a signed-in caller; send `Authorization: Bearer <token>`",

@@ -23,9 +23,9 @@ use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::Caller;
 use super::response::{self, Protocol};
 use super::service::{GateBody, ResponseFuture};
-use crate::Entitlements;
 
 /// Requires `feature` of the caller's [`Entitlements`].
 pub fn require_feature(feature: impl Into<Arc<str>>) -> RequireFeatureLayer {
@@ -71,7 +71,11 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let Some(ent) = req.extensions().get::<Entitlements>() else {
+        let Some(ent) = req
+            .extensions()
+            .get::<Caller>()
+            .and_then(Caller::entitlements)
+        else {
             let res = super::missing_entitlements(req.extensions(), req.headers());
             return ResponseFuture::denied(res);
         };

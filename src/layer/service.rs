@@ -11,7 +11,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::admission::{Admission, Admitted};
-use super::{Anonymous, TierGate};
+use super::{Caller, TierGate};
 
 /// The response body of a gated service: the inner service's body, or the layer's
 /// own problem+json (or empty gRPC) body for a denial.
@@ -131,8 +131,8 @@ where
                 let gate = self.gate.clone();
                 ResponseFuture::fetching(Box::pin(async move {
                     let g = &gate.0;
-                    let now = (g.clock)();
-                    let verified = g.verifier.verify_fetching(&token, now).await;
+                    let now = g.now_secs();
+                    let verified = g.verifier.verify_fetching_at(&token, now).await;
                     let path = req.uri().path().to_owned();
                     match g.finish(req.method(), &path, req.headers(), now, verified.map(Some)) {
                         Ok(ext) => {
@@ -148,13 +148,9 @@ where
 }
 
 fn insert<B>(req: &mut Request<B>, ext: Admitted) {
-    match ext {
-        Some((token, ent)) => {
-            req.extensions_mut().insert(token);
-            req.extensions_mut().insert(ent);
-        }
-        None => {
-            req.extensions_mut().insert(Anonymous);
-        }
-    }
+    let caller = match ext {
+        Some((token, ent)) => Caller::verified(token, ent),
+        None => Caller::anonymous(),
+    };
+    req.extensions_mut().insert(caller);
 }

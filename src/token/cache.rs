@@ -67,11 +67,40 @@ struct Entry {
     bytes: usize,
 }
 
-type Shard = RwLock<HashMap<Box<str>, Entry, foldhash::fast::RandomState>>;
+type Shard = RwLock<HashMap<Box<str>, Entry, TailHash>>;
+
+/// Hashes a token by its length and its last [`TAIL`] bytes only. Those bytes are
+/// signature bytes, as unpredictable as the whole token for every token that can be
+/// in the cache (only verified tokens are stored), so hashing the other few hundred
+/// bytes buys nothing. The map still compares whole tokens on lookup. Seeded at
+/// random, as foldhash's `RandomState` is.
+#[derive(Clone, Default)]
+struct TailHash(foldhash::fast::RandomState);
+
+const TAIL: usize = 32;
+
+impl BuildHasher for TailHash {
+    type Hasher = TailHasher;
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0.build_hasher())
+    }
+}
+
+struct TailHasher(foldhash::fast::FoldHasher<'static>);
+
+impl std::hash::Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write_usize(bytes.len());
+        self.0.write(&bytes[bytes.len().saturating_sub(TAIL)..]);
+    }
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+}
 
 pub(crate) struct TokenCache {
     shards: Box<[Shard]>,
-    hasher: foldhash::fast::RandomState,
+    hasher: TailHash,
     options: CacheOptions,
     bytes: AtomicUsize,
 }
@@ -82,14 +111,17 @@ impl TokenCache {
             shards: (0..SHARDS)
                 .map(|_| RwLock::new(HashMap::default()))
                 .collect(),
-            hasher: foldhash::fast::RandomState::default(),
+            hasher: TailHash::default(),
             options,
             bytes: AtomicUsize::new(0),
         }
     }
 
     fn shard(&self, token: &str) -> &Shard {
-        &self.shards[self.hasher.hash_one(token.as_bytes()) as usize % SHARDS]
+        // Bits the shard's own map does not use to place the entry (it takes the low
+        // bits for the bucket and the top seven as a tag).
+        let hash = self.hasher.hash_one(token);
+        &self.shards[(hash >> 32) as usize % SHARDS]
     }
 
     /// The cached token, if it is there, verified with the current key set

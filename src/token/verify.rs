@@ -261,17 +261,22 @@ impl Verifier {
     /// yet known fails with [`Kind::UnknownKey`]; [`verify_fetching`](Self::verify_fetching)
     /// refetches the key set first (what the layer does).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<VerifiedToken, TokenError> {
+        self.verify_at(token, now.timestamp())
+    }
+
+    /// [`verify`](Self::verify) at `now` in unix seconds (what the layer calls: it
+    /// never needs a calendar date).
+    pub(crate) fn verify_at(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
         // Read first on every call: it also starts a JWKS refresh that is due.
         let generation = self.key_generation();
         let Some(cache) = &self.0.cache else {
             return self.verify_uncached(token, now);
         };
-        let secs = now.timestamp();
-        if let Some(hit) = cache.get(token, secs, self.0.leeway, generation) {
+        if let Some(hit) = cache.get(token, now, self.0.leeway, generation) {
             return Ok(hit);
         }
         let verified = self.verify_uncached(token, now)?;
-        cache.insert(token, &verified, secs, self.0.leeway, generation);
+        cache.insert(token, &verified, now, self.0.leeway, generation);
         Ok(verified)
     }
 
@@ -289,19 +294,15 @@ impl Verifier {
         self.0.cache.as_ref().map_or(0, TokenCache::len)
     }
 
-    fn verify_uncached(
-        &self,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<VerifiedToken, TokenError> {
+    fn verify_uncached(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
         let mut scratch = HeaderScratch::new();
         let parsed = Parsed::new(token, self.0.max_len, &mut scratch)?;
         self.check_header(&parsed)?;
         match &self.0.location {
             ClaimsLocation::Nested(key) if parsed.alg.family() == AlgorithmFamily::Hmac => {
-                self.verify_fast(&parsed, now.timestamp(), key)
+                self.verify_fast(&parsed, now, key)
             }
-            _ => self.verify_general(&parsed, now.timestamp()),
+            _ => self.verify_general(&parsed, now),
         }
     }
 
@@ -327,13 +328,21 @@ impl Verifier {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<VerifiedToken, TokenError> {
-        let first = self.verify(token, now);
+        self.verify_fetching_at(token, now.timestamp()).await
+    }
+
+    pub(crate) async fn verify_fetching_at(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<VerifiedToken, TokenError> {
+        let first = self.verify_at(token, now);
         #[cfg(feature = "jwks")]
         if let (Err(e), Some(jwks)) = (&first, &self.0.jwks)
             && e.kind() == Kind::UnknownKey
         {
             jwks.refetch().await;
-            return self.verify(token, now).map_err(|e| jwks.explain(e));
+            return self.verify_at(token, now).map_err(|e| jwks.explain(e));
         }
         first
     }
