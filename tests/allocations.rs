@@ -93,11 +93,11 @@ mod support;
 
 /// The layer's own allocations per request, through a `TierGateService` around a
 /// service that allocates nothing, measured against the same service without it.
-/// Documented in the README: a cache hit costs the four allocations of putting the
-/// token and the Entitlements into the request's extensions (http's extension map,
-/// its table, one box per value); an HS256 verification without the cache adds its
-/// own (the decoded header, `kid` and payload, the claims' strings, the token's
-/// `Arc`).
+/// Documented in BENCHMARKS.md: a cache hit costs the three allocations of putting
+/// the Caller into the request's extensions (http's extension map, its table, the
+/// Caller's box; in an axum router the map already exists, leaving one); an HS256
+/// verification without the cache adds five (the decoded payload, the token's `Arc`,
+/// the plan, the role list and the role).
 #[test]
 fn the_layer_allocates_little_per_request() {
     use std::convert::Infallible;
@@ -161,12 +161,15 @@ fn the_layer_allocates_little_per_request() {
     let first = run(&mut |r| rt.block_on(cached.call(r)).unwrap().status().as_u16());
     let hit = run(&mut |r| rt.block_on(cached.call(r)).unwrap().status().as_u16());
     let mut uncached = gate(None).layer().layer(Nothing);
+    // The first token also teaches the verifier its header (one-time allocations).
+    let first_uncached = run(&mut |r| rt.block_on(uncached.call(r)).unwrap().status().as_u16());
     let miss = run(&mut |r| rt.block_on(uncached.call(r)).unwrap().status().as_u16());
+    assert!(first_uncached >= miss);
 
     let (hit, miss, first) = (hit - base, miss - base, first - base);
     println!(
         "layer allocations per request: cache hit {hit}, HS256 without cache {miss}, first use (verify + cache entry) {first}"
     );
-    assert!(hit <= 4, "a cache hit made {hit} allocations");
-    assert!(miss <= 18, "an HS256 verification made {miss} allocations");
+    assert!(hit <= 3, "a cache hit made {hit} allocations");
+    assert!(miss <= 8, "an HS256 verification made {miss} allocations");
 }

@@ -4,8 +4,18 @@
 //! is base64-decoded onto the stack (a scratch buffer the caller owns) and `kid` and
 //! `typ` are borrowed from it. Only a header over [`HEADER_ON_STACK`] bytes, which no
 //! issuer sends, spills to the heap.
+//!
+//! Better still, it is usually not decoded at all: an issuer puts the same header
+//! (same `alg`, `kid`, `typ`) on every token it signs, so the verifier remembers the
+//! last few header segments of tokens that verified ([`HeaderMemo`]) and a token
+//! whose header segment is byte-for-byte one of them reuses what was read from it.
+//! Reading a header depends on nothing but its bytes, so the answer is the same.
 
 use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arc_swap::{ArcSwapOption, Guard};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -88,6 +98,62 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
+/// A header segment and what was read from it.
+pub(crate) struct ReadHeader {
+    segment: Box<str>,
+    alg: Algorithm,
+    kid: Option<Box<str>>,
+    typ: Option<Box<str>>,
+    crit: bool,
+}
+
+/// Headers remembered per verifier.
+const REMEMBERED: usize = 4;
+
+/// The header segments of the last few tokens that verified, already read. Only
+/// verified tokens are remembered, so junk tokens cannot push real headers out.
+/// Lock-free: a lookup is a few atomic loads and a comparison of ~40 bytes.
+pub(crate) struct HeaderMemo {
+    slots: [ArcSwapOption<ReadHeader>; REMEMBERED],
+    next: AtomicUsize,
+}
+
+impl Default for HeaderMemo {
+    fn default() -> Self {
+        HeaderMemo {
+            slots: Default::default(),
+            next: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl HeaderMemo {
+    fn find(&self, segment: &str) -> Option<Guard<Option<Arc<ReadHeader>>>> {
+        self.slots.iter().find_map(|slot| {
+            let g = slot.load();
+            g.as_ref()
+                .is_some_and(|h| &*h.segment == segment)
+                .then_some(g)
+        })
+    }
+
+    /// Remembers the header of a token that just verified.
+    pub(crate) fn remember(&self, p: &Parsed<'_, '_>) {
+        let Members::Decoded { kid, typ } = &p.members else {
+            return;
+        };
+        let read = ReadHeader {
+            segment: p.header.into(),
+            alg: p.alg,
+            kid: kid.as_deref().map(Box::from),
+            typ: typ.as_deref().map(Box::from),
+            crit: p.crit,
+        };
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % REMEMBERED;
+        self.slots[i].store(Some(Arc::new(read)));
+    }
+}
+
 /// Whether every byte is base64url or `.`. Written without an early exit so the
 /// compiler can check many bytes per instruction: this runs on every request.
 pub(crate) fn in_token_alphabet(bytes: &[u8]) -> bool {
@@ -104,21 +170,35 @@ pub(crate) fn in_token_alphabet(bytes: &[u8]) -> bool {
 /// A token split into its parts (borrowed from the token, lifetime `'t`), with
 /// the header read (borrowed from its scratch, lifetime `'h`).
 pub(crate) struct Parsed<'t, 'h> {
+    /// The header segment, still base64.
+    pub header: &'t str,
     pub message: &'t str,
     pub payload: &'t str,
     pub signature: &'t str,
     pub alg: Algorithm,
-    pub kid: Option<Cow<'h, str>>,
-    pub typ: Option<Cow<'h, str>>,
     pub crit: bool,
+    members: Members<'h>,
+}
+
+/// Where `kid` and `typ` are held.
+enum Members<'h> {
+    /// Decoded from this token's header (borrowed from the scratch).
+    Decoded {
+        kid: Option<Cow<'h, str>>,
+        typ: Option<Cow<'h, str>>,
+    },
+    /// In a remembered header.
+    Remembered(Guard<Option<Arc<ReadHeader>>>),
 }
 
 impl<'t, 'h> Parsed<'t, 'h> {
-    /// Checks size and alphabet, splits the token and reads its header.
+    /// Checks size and alphabet, splits the token and reads its header, from the
+    /// memo when it holds that exact header segment.
     pub(crate) fn new(
         token: &'t str,
         max_len: usize,
         scratch: &'h mut HeaderScratch,
+        memo: Option<&HeaderMemo>,
     ) -> Result<Parsed<'t, 'h>, TokenError> {
         if token.len() > max_len {
             return Err(TokenError::new(
@@ -146,6 +226,20 @@ impl<'t, 'h> Parsed<'t, 'h> {
         if h.is_empty() || payload.is_empty() {
             return Err(malformed("the token's header or payload is empty"));
         }
+        let message = &token[..h.len() + 1 + payload.len()];
+        if let Some(found) = memo.and_then(|m| m.find(h))
+            && let Some(read) = &*found
+        {
+            return Ok(Parsed {
+                header: h,
+                message,
+                payload,
+                signature,
+                alg: read.alg,
+                crit: read.crit,
+                members: Members::Remembered(found),
+            });
+        }
         let header: Header<'h> = serde_json::from_slice(scratch.decode(h)?)
             .map_err(|_| malformed("the header is not a JSON object with an `alg`"))?;
         if header.alg.eq_ignore_ascii_case("none") {
@@ -161,14 +255,33 @@ impl<'t, 'h> Parsed<'t, 'h> {
             )
         })?;
         Ok(Parsed {
-            message: &token[..h.len() + 1 + payload.len()],
+            header: h,
+            message,
             payload,
             signature,
             alg,
-            kid: header.kid.map(|t| t.0),
-            typ: header.typ.map(|t| t.0),
             crit: header.crit.is_some(),
+            members: Members::Decoded {
+                kid: header.kid.map(|t| t.0),
+                typ: header.typ.map(|t| t.0),
+            },
         })
+    }
+
+    /// The header's `kid`.
+    pub(crate) fn kid(&self) -> Option<&str> {
+        match &self.members {
+            Members::Decoded { kid, .. } => kid.as_deref(),
+            Members::Remembered(g) => g.as_ref().and_then(|r| r.kid.as_deref()),
+        }
+    }
+
+    /// The header's `typ`.
+    pub(crate) fn typ(&self) -> Option<&str> {
+        match &self.members {
+            Members::Decoded { typ, .. } => typ.as_deref(),
+            Members::Remembered(g) => g.as_ref().and_then(|r| r.typ.as_deref()),
+        }
     }
 
     /// The general path's signature check (`jsonwebtoken::crypto`, any algorithm).
@@ -197,10 +310,16 @@ mod tests {
             b64(r#"{"alg":"HS256","kid":"k1","typ":"JWT"}"#)
         );
         let mut scratch = HeaderScratch::new();
-        let p = Parsed::new(&token, 8192, &mut scratch).unwrap();
+        let p = Parsed::new(&token, 8192, &mut scratch, None).unwrap();
         assert_eq!(p.alg, Algorithm::HS256);
-        assert!(matches!(p.kid, Some(Cow::Borrowed("k1"))));
-        assert_eq!(p.typ.as_deref(), Some("JWT"));
+        assert!(matches!(
+            p.members,
+            Members::Decoded {
+                kid: Some(Cow::Borrowed("k1")),
+                ..
+            }
+        ));
+        assert_eq!(p.typ(), Some("JWT"));
         assert_eq!(p.payload, "e30");
         assert_eq!(p.signature, "c2ln");
     }
@@ -213,8 +332,8 @@ mod tests {
             b64(&format!(r#"{{"alg":"RS256","kid":"{kid}"}}"#))
         );
         let mut scratch = HeaderScratch::new();
-        let p = Parsed::new(&token, 8192, &mut scratch).unwrap();
-        assert_eq!(p.kid.as_deref(), Some(kid.as_str()));
+        let p = Parsed::new(&token, 8192, &mut scratch, None).unwrap();
+        assert_eq!(p.kid(), Some(kid.as_str()));
     }
 
     #[test]
@@ -224,8 +343,8 @@ mod tests {
             let json = format!(r#"{{"alg":"HS256","kid":"{}"}}"#, "x".repeat(pad));
             let token = format!("{}.e30.c2ln", b64(&json));
             let mut scratch = HeaderScratch::new();
-            let p = Parsed::new(&token, 8192, &mut scratch).unwrap();
-            assert_eq!(p.kid.map(|k| k.len()), Some(pad), "{pad}");
+            let p = Parsed::new(&token, 8192, &mut scratch, None).unwrap();
+            assert_eq!(p.kid().map(str::len), Some(pad), "{pad}");
         }
     }
 
@@ -233,7 +352,68 @@ mod tests {
     fn escaped_header_members_are_unescaped() {
         let token = format!("{}.e30.c2ln", b64(r#"{"alg":"HS256","kid":"a\u0062c"}"#));
         let mut scratch = HeaderScratch::new();
-        let p = Parsed::new(&token, 8192, &mut scratch).unwrap();
-        assert_eq!(p.kid.as_deref(), Some("abc"));
+        let p = Parsed::new(&token, 8192, &mut scratch, None).unwrap();
+        assert_eq!(p.kid(), Some("abc"));
+    }
+
+    #[test]
+    fn a_remembered_header_reads_the_same_as_a_decoded_one() {
+        let memo = HeaderMemo::default();
+        let header = b64(r#"{"typ":"at+jwt","alg":"EdDSA","kid":"k\u0031","crit":null}"#);
+        let token = format!("{header}.e30.c2ln");
+        let mut scratch = HeaderScratch::new();
+        let first = Parsed::new(&token, 8192, &mut scratch, Some(&memo)).unwrap();
+        assert!(matches!(first.members, Members::Decoded { .. }));
+        memo.remember(&first);
+        let mut scratch = HeaderScratch::new();
+        let again = Parsed::new(&token, 8192, &mut scratch, Some(&memo)).unwrap();
+        assert!(matches!(again.members, Members::Remembered(_)));
+        let read = |p: &Parsed<'_, '_>| {
+            (
+                p.alg,
+                p.kid().map(str::to_owned),
+                p.typ().map(str::to_owned),
+                p.crit,
+            )
+        };
+        assert_eq!(read(&first), read(&again));
+        assert_eq!(
+            (again.message, again.payload, again.signature),
+            (first.message, first.payload, first.signature)
+        );
+        // A different header segment (one more space) is read afresh.
+        let other = format!(
+            "{}.e30.c2ln",
+            b64(r#"{"typ":"at+jwt", "alg":"EdDSA","kid":"k1"}"#)
+        );
+        let mut scratch = HeaderScratch::new();
+        let p = Parsed::new(&other, 8192, &mut scratch, Some(&memo)).unwrap();
+        assert!(matches!(p.members, Members::Decoded { .. }));
+        assert!(!p.crit);
+    }
+
+    #[test]
+    fn the_memo_keeps_the_last_few_headers() {
+        let memo = HeaderMemo::default();
+        let tokens: Vec<String> = (0..REMEMBERED + 1)
+            .map(|i| {
+                format!(
+                    "{}.e30.c2ln",
+                    b64(&format!(r#"{{"alg":"HS256","kid":"k{i}"}}"#))
+                )
+            })
+            .collect();
+        for t in &tokens {
+            let mut scratch = HeaderScratch::new();
+            memo.remember(&Parsed::new(t, 8192, &mut scratch, Some(&memo)).unwrap());
+        }
+        let remembered = |t: &str| {
+            let mut scratch = HeaderScratch::new();
+            let p = Parsed::new(t, 8192, &mut scratch, Some(&memo)).unwrap();
+            matches!(p.members, Members::Remembered(_))
+        };
+        // The first was pushed out by the last.
+        assert!(!remembered(&tokens[0]));
+        assert!(tokens[1..].iter().all(|t| remembered(t)));
     }
 }

@@ -15,7 +15,7 @@ use super::error::{TokenError, TokenErrorKind as Kind};
 use super::fast::{self, Aud, HotPayload, StrOr};
 use super::keys::{KeyError, VerifyingKey};
 use super::keyset::{KeySet, Miss};
-use super::parsed::{HeaderScratch, Parsed, malformed};
+use super::parsed::{HeaderMemo, HeaderScratch, Parsed, malformed};
 use crate::claims::{Claims, ClaimsLocation};
 
 /// Tokens longer than this are refused before any decoding (8 KiB).
@@ -200,6 +200,8 @@ pub(crate) struct VerifierInner {
     max_len: usize,
     location: ClaimsLocation,
     cache: Option<TokenCache>,
+    /// Headers of recently verified tokens, already read.
+    headers: HeaderMemo,
 }
 
 impl fmt::Debug for Verifier {
@@ -296,14 +298,16 @@ impl Verifier {
 
     fn verify_uncached(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
         let mut scratch = HeaderScratch::new();
-        let parsed = Parsed::new(token, self.0.max_len, &mut scratch)?;
+        let parsed = Parsed::new(token, self.0.max_len, &mut scratch, Some(&self.0.headers))?;
         self.check_header(&parsed)?;
-        match &self.0.location {
+        let verified = match &self.0.location {
             ClaimsLocation::Nested(key) if parsed.alg.family() == AlgorithmFamily::Hmac => {
                 self.verify_fast(&parsed, now, key)
             }
             _ => self.verify_general(&parsed, now),
-        }
+        }?;
+        self.0.headers.remember(&parsed);
+        Ok(verified)
     }
 
     /// Verifies on the general path only, never the HMAC fast path: for the
@@ -315,7 +319,7 @@ impl Verifier {
         now: DateTime<Utc>,
     ) -> Result<VerifiedToken, TokenError> {
         let mut scratch = HeaderScratch::new();
-        let parsed = Parsed::new(token, self.0.max_len, &mut scratch)?;
+        let parsed = Parsed::new(token, self.0.max_len, &mut scratch, None)?;
         self.check_header(&parsed)?;
         self.verify_general(&parsed, now.timestamp())
     }
@@ -371,7 +375,7 @@ impl Verifier {
             ));
         }
         if let Some(want) = &self.0.typ {
-            let ok = p.typ.as_deref().is_some_and(|t| {
+            let ok = p.typ().is_some_and(|t| {
                 t.eq_ignore_ascii_case(want)
                     || t.strip_prefix("application/")
                         .is_some_and(|t| t.eq_ignore_ascii_case(want))
@@ -447,7 +451,7 @@ impl Verifier {
         p: &Parsed<'_, '_>,
         signature_ok: impl Fn(&VerifyingKey) -> bool,
     ) -> Result<Option<Arc<str>>, TokenError> {
-        let (kid, alg) = (p.kid.as_deref(), p.alg);
+        let (kid, alg) = (p.kid(), p.alg);
         #[cfg_attr(not(feature = "jwks"), allow(unused_mut))]
         let mut miss = match self.0.keys.candidates(kid, alg) {
             Ok(mut keys) => {
@@ -819,6 +823,7 @@ impl VerifierBuilder {
             max_len: self.max_len,
             location: self.location,
             cache: self.cache.map(TokenCache::new),
+            headers: HeaderMemo::default(),
         })))
     }
 }
