@@ -164,7 +164,8 @@ fn payload_text() -> impl Strategy<Value = String> {
     let member = (key, value_text()).prop_map(|(k, v)| format!("\"{k}\": {v}"));
     (
         prop::collection::vec(member, 0..9),
-        prop::option::of(claims_text()),
+        // None, one, or a repeated claims member (the last one counts).
+        prop::collection::vec(claims_text(), 0..3),
         prop::bool::ANY,
     )
         .prop_map(|(mut members, claims, valid_base)| {
@@ -175,7 +176,7 @@ fn payload_text() -> impl Strategy<Value = String> {
                 members.insert(0, format!("\"iss\": \"{ISSUER}\""));
                 members.insert(0, format!("\"aud\": \"{AUDIENCE}\""));
             }
-            if let Some(c) = claims {
+            for c in claims {
                 members.push(format!("\"claims\": {c}"));
             }
             format!("{{{}}}", members.join(", "))

@@ -179,6 +179,70 @@ impl<'de> de::Deserialize<'de> for Aud<'de> {
     }
 }
 
+/// A NumericDate claim (`exp`, `nbf`, `iat`) as read: seconds (a fraction
+/// truncated, a whole number past `i64` saturated, as `serde_json::Number`'s
+/// `as_f64` then `as i64` gives), or not a number at all. Read straight from the
+/// JSON on the fast path, from a `Value` on the general one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum NumericDate {
+    Secs(i64),
+    NotANumber,
+}
+
+impl NumericDate {
+    pub(crate) fn of(v: &Value) -> NumericDate {
+        match v {
+            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => NumericDate::Secs(i),
+                (None, Some(f)) if f.is_finite() => NumericDate::Secs(f as i64),
+                _ => NumericDate::NotANumber,
+            },
+            _ => NumericDate::NotANumber,
+        }
+    }
+}
+
+impl<'de> de::Deserialize<'de> for NumericDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = NumericDate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<NumericDate, E> {
+                Ok(NumericDate::Secs(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<NumericDate, E> {
+                Ok(NumericDate::Secs(
+                    i64::try_from(v).unwrap_or(v as f64 as i64),
+                ))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<NumericDate, E> {
+                Ok(NumericDate::of(&Value::from(v)))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<NumericDate, E> {
+                Ok(NumericDate::NotANumber)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<NumericDate, E> {
+                Ok(NumericDate::NotANumber)
+            }
+            fn visit_unit<E>(self) -> Result<NumericDate, E> {
+                Ok(NumericDate::NotANumber)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NumericDate, A::Error> {
+                while seq.next_element::<Skip>()?.is_some() {}
+                Ok(NumericDate::NotANumber)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NumericDate, A::Error> {
+                while map.next_entry::<Skip, Skip>()?.is_some() {}
+                Ok(NumericDate::NotANumber)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A claim member's value: a string borrowed from the payload where it can be
 /// (the common case, no allocation), or any other JSON value, parsed as a
 /// `serde_json::Value` would be.
@@ -249,55 +313,57 @@ impl<'de> de::Deserialize<'de> for Member<'de> {
     }
 }
 
-/// The claims object read member by member into [`Claims`], without building a
-/// map first; anything but an object gives empty claims, as on the general path.
-pub(crate) struct ClaimsValue(pub Claims);
+/// Reads the claims object member by member into a [`Claims`] in place (no map
+/// built first, and the struct is not moved around on the way out); anything but an
+/// object leaves empty claims, as on the general path.
+pub(crate) struct ClaimsInto<'c>(pub &'c mut Claims);
 
-impl<'de> de::Deserialize<'de> for ClaimsValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = ClaimsValue;
+impl<'de> de::DeserializeSeed<'de> for ClaimsInto<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        struct V<'c>(&'c mut Claims);
+        impl<'de> Visitor<'de> for V<'_> {
+            type Value = ();
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ClaimsValue, A::Error> {
-                let mut claims = Claims::default();
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
                 let mut members = ClaimMembers::<Member<'de>>::default();
                 while let Some(key) = map.next_key::<StrOr<'de>>()? {
                     let value: Member<'de> = map.next_value()?;
                     let StrOr::Str(key) = key else { continue };
                     if let Err(custom) = members.take(&key, value) {
-                        claims.custom.insert(key.into_owned(), custom.into_value());
+                        self.0.custom.insert(key.into_owned(), custom.into_value());
                     }
                 }
-                members.apply(&mut claims);
-                Ok(ClaimsValue(claims))
+                members.apply(self.0);
+                Ok(())
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ClaimsValue, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
                 while seq.next_element::<Skip>()?.is_some() {}
-                Ok(ClaimsValue(Claims::default()))
+                Ok(())
             }
-            fn visit_bool<E>(self, _: bool) -> Result<ClaimsValue, E> {
-                Ok(ClaimsValue(Claims::default()))
+            fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+                Ok(())
             }
-            fn visit_i64<E>(self, _: i64) -> Result<ClaimsValue, E> {
-                Ok(ClaimsValue(Claims::default()))
+            fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+                Ok(())
             }
-            fn visit_u64<E>(self, _: u64) -> Result<ClaimsValue, E> {
-                Ok(ClaimsValue(Claims::default()))
+            fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+                Ok(())
             }
-            fn visit_f64<E>(self, _: f64) -> Result<ClaimsValue, E> {
-                Ok(ClaimsValue(Claims::default()))
+            fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+                Ok(())
             }
-            fn visit_str<E>(self, _: &str) -> Result<ClaimsValue, E> {
-                Ok(ClaimsValue(Claims::default()))
+            fn visit_str<E>(self, _: &str) -> Result<(), E> {
+                Ok(())
             }
-            fn visit_unit<E>(self) -> Result<ClaimsValue, E> {
-                Ok(ClaimsValue(Claims::default()))
+            fn visit_unit<E>(self) -> Result<(), E> {
+                Ok(())
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(self.0))
     }
 }
 
@@ -305,13 +371,14 @@ impl<'de> de::Deserialize<'de> for ClaimsValue {
 /// appears twice keeps its last value, as `serde_json::Map` does.
 #[derive(Default)]
 pub(crate) struct HotPayload<'a> {
-    pub exp: Option<Value>,
-    pub nbf: Option<Value>,
-    pub iat: Option<Value>,
+    pub exp: Option<NumericDate>,
+    pub nbf: Option<NumericDate>,
+    pub iat: Option<NumericDate>,
     pub iss: Option<StrOr<'a>>,
     pub aud: Option<Aud<'a>>,
-    /// The subscription claims under the claims key (the nested location).
-    pub claims: Option<ClaimsValue>,
+    /// The subscription claims under the claims key (the nested location); empty
+    /// when there are none.
+    pub claims: Claims,
 }
 
 impl<'a> HotPayload<'a> {
@@ -340,7 +407,11 @@ impl<'a> HotPayload<'a> {
                         "iat" => p.iat = Some(map.next_value()?),
                         "iss" => p.iss = Some(map.next_value()?),
                         "aud" => p.aud = Some(map.next_value()?),
-                        k if k == self.claims_key => p.claims = Some(map.next_value()?),
+                        k if k == self.claims_key => {
+                            // A repeated claims member: the last one counts, whole.
+                            p.claims = Claims::default();
+                            map.next_value_seed(ClaimsInto(&mut p.claims))?;
+                        }
                         _ => {
                             map.next_value::<Skip>()?;
                         }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::cache::{CacheOptions, TokenCache};
 use super::error::{TokenError, TokenErrorKind as Kind};
-use super::fast::{self, Aud, HotPayload, StrOr};
+use super::fast::{self, Aud, HotPayload, NumericDate, StrOr};
 use super::keys::{KeyError, VerifyingKey};
 use super::keyset::{KeySet, Miss};
 use super::parsed::{HeaderMemo, HeaderScratch, Parsed, malformed};
@@ -431,7 +431,7 @@ impl Verifier {
             })
         })?;
         let times = self.check_registered(&Registered::from_hot(&hot), now)?;
-        let claims = hot.claims.take().map(|c| c.0).unwrap_or_default();
+        let claims = std::mem::take(&mut hot.claims);
         drop(hot);
         Ok(VerifiedToken(Arc::new(TokenInner {
             payload: OnceLock::new(),
@@ -586,16 +586,15 @@ fn invalid(claim: &'static str, want: &'static str) -> TokenError {
     )
 }
 
-/// A NumericDate claim: a JSON number of seconds (fractions are truncated).
-fn numeric_date(value: Option<&Value>, claim: &'static str) -> Result<Option<i64>, TokenError> {
+/// A present NumericDate claim, as the checks need it.
+fn numeric_date(
+    value: Option<NumericDate>,
+    claim: &'static str,
+) -> Result<Option<i64>, TokenError> {
     match value {
         None => Ok(None),
-        Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => Ok(Some(i)),
-            (None, Some(f)) if f.is_finite() => Ok(Some(f as i64)),
-            _ => Err(invalid(claim, "a number of seconds")),
-        },
-        Some(_) => Err(invalid(claim, "a number of seconds")),
+        Some(NumericDate::Secs(s)) => Ok(Some(s)),
+        Some(NumericDate::NotANumber) => Err(invalid(claim, "a number of seconds")),
     }
 }
 
@@ -608,9 +607,9 @@ struct Times {
 
 /// The registered claims as either path found them.
 struct Registered<'v> {
-    exp: Option<&'v Value>,
-    nbf: Option<&'v Value>,
-    iat: Option<&'v Value>,
+    exp: Option<NumericDate>,
+    nbf: Option<NumericDate>,
+    iat: Option<NumericDate>,
     /// `Some(None)`: present but not a string.
     iss: Option<Option<&'v str>>,
     aud: Option<AudView<'v>>,
@@ -626,9 +625,9 @@ enum AudView<'v> {
 impl<'v> Registered<'v> {
     fn from_map(payload: &'v Map<String, Value>) -> Registered<'v> {
         Registered {
-            exp: payload.get("exp"),
-            nbf: payload.get("nbf"),
-            iat: payload.get("iat"),
+            exp: payload.get("exp").map(NumericDate::of),
+            nbf: payload.get("nbf").map(NumericDate::of),
+            iat: payload.get("iat").map(NumericDate::of),
             iss: payload.get("iss").map(Value::as_str),
             aud: payload.get("aud").map(|a| match a {
                 Value::Array(list) => AudView::Values(list),
@@ -643,9 +642,9 @@ impl<'v> Registered<'v> {
             StrOr::Other => None,
         };
         Registered {
-            exp: p.exp.as_ref(),
-            nbf: p.nbf.as_ref(),
-            iat: p.iat.as_ref(),
+            exp: p.exp,
+            nbf: p.nbf,
+            iat: p.iat,
             iss: p.iss.as_ref().map(str_of),
             aud: p.aud.as_ref().map(|a| match a {
                 Aud::One(v) => AudView::One(str_of(v)),
