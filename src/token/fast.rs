@@ -12,8 +12,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize as _;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -27,9 +25,9 @@ pub(crate) fn hmac_signature_ok(key: &VerifyingKey, message: &[u8], signature_b6
         return false;
     };
     let mut sig = [0u8; 64];
-    match URL_SAFE_NO_PAD.decode_slice(signature_b64, &mut sig) {
-        Ok(n) => aws_lc_rs::hmac::verify(schedule, message, &sig[..n]).is_ok(),
-        Err(_) => false,
+    match super::b64::decode_into(signature_b64, &mut sig) {
+        Some(n) => aws_lc_rs::hmac::verify(schedule, message, &sig[..n]).is_ok(),
+        None => false,
     }
 }
 

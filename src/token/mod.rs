@@ -31,6 +31,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod b64;
 mod cache;
 mod error;
 mod fast;

@@ -17,11 +17,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arc_swap::{ArcSwapOption, Guard};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
+use super::b64;
 use super::error::{TokenError, TokenErrorKind as Kind};
 use super::keys::VerifyingKey;
 
@@ -47,12 +46,10 @@ impl HeaderScratch {
         let bad = || malformed("the header is not valid base64url");
         // base64url without padding: 4 characters → 3 bytes, rounded up.
         if segment.len() / 4 * 3 + 3 <= HEADER_ON_STACK {
-            let n = URL_SAFE_NO_PAD
-                .decode_slice(segment, &mut self.stack)
-                .map_err(|_| bad())?;
+            let n = b64::decode_into(segment, &mut self.stack).ok_or_else(bad)?;
             Ok(&self.stack[..n])
         } else {
-            self.heap = URL_SAFE_NO_PAD.decode(segment).map_err(|_| bad())?;
+            self.heap = b64::decode_to_vec(segment).ok_or_else(bad)?;
             Ok(&self.heap)
         }
     }
@@ -154,17 +151,20 @@ impl HeaderMemo {
     }
 }
 
-/// Whether every byte is base64url or `.`. Written without an early exit so the
-/// compiler can check many bytes per instruction: this runs on every request.
-pub(crate) fn in_token_alphabet(bytes: &[u8]) -> bool {
-    bytes.iter().fold(true, |ok, &b| {
+/// Whether every byte is base64url or `.`, and how many dots there are. Each is
+/// written without an early exit (and kept apart: one fold with both stops the
+/// compiler vectorizing) so it checks many bytes per instruction: this runs on every
+/// request, and the dot count saves a scan through the payload to split the token.
+pub(crate) fn token_alphabet_and_dots(bytes: &[u8]) -> (bool, usize) {
+    let ok = bytes.iter().fold(true, |ok, &b| {
         ok & (b.is_ascii_uppercase()
             | b.is_ascii_lowercase()
             | b.is_ascii_digit()
             | (b == b'-')
             | (b == b'_')
             | (b == b'.'))
-    })
+    });
+    (ok, bytes.iter().filter(|&&b| b == b'.').count())
 }
 
 /// A token split into its parts (borrowed from the token, lifetime `'t`), with
@@ -212,17 +212,19 @@ impl<'t, 'h> Parsed<'t, 'h> {
                 "the bearer token is empty",
             ));
         }
-        if !in_token_alphabet(token.as_bytes()) {
+        let (alphabet_ok, dots) = token_alphabet_and_dots(token.as_bytes());
+        if !alphabet_ok {
             return Err(malformed(
                 "the token has characters outside base64url and `.`",
             ));
         }
-        let mut parts = token.splitn(4, '.');
-        let (Some(h), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        // Exactly two dots: the first ends the (short) header, the last starts the
+        // (short) signature, so neither search crosses the payload.
+        let (Some(first), Some(last), 2) = (token.find('.'), token.rfind('.'), dots) else {
             return Err(malformed("a JWT has three parts separated by `.`"));
         };
+        let (h, payload, signature) =
+            (&token[..first], &token[first + 1..last], &token[last + 1..]);
         if h.is_empty() || payload.is_empty() {
             return Err(malformed("the token's header or payload is empty"));
         }
@@ -298,6 +300,8 @@ pub(crate) fn malformed(detail: &'static str) -> TokenError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn b64(s: &str) -> String {
         URL_SAFE_NO_PAD.encode(s)
@@ -322,6 +326,43 @@ mod tests {
         assert_eq!(p.typ(), Some("JWT"));
         assert_eq!(p.payload, "e30");
         assert_eq!(p.signature, "c2ln");
+    }
+
+    #[test]
+    fn only_three_non_empty_leading_parts_split() {
+        let h = b64(r#"{"alg":"HS256"}"#);
+        for (token, detail) in [
+            (format!("{h}.e30"), "a JWT has three parts separated by `.`"),
+            (
+                format!("{h}.e30.c2ln.x"),
+                "a JWT has three parts separated by `.`",
+            ),
+            (
+                format!("{h}..c2ln"),
+                "the token's header or payload is empty",
+            ),
+            (
+                ".e30.c2ln".to_owned(),
+                "the token's header or payload is empty",
+            ),
+            (
+                format!("{h}.e30 .c2ln"),
+                "the token has characters outside base64url and `.`",
+            ),
+        ] {
+            let mut scratch = HeaderScratch::new();
+            let err = Parsed::new(&token, 8192, &mut scratch, None).err().unwrap();
+            assert_eq!(err.detail(), detail, "{token}");
+        }
+        // An empty signature splits (and then fails the signature check).
+        let token = format!("{h}.e30.");
+        let mut scratch = HeaderScratch::new();
+        assert_eq!(
+            Parsed::new(&token, 8192, &mut scratch, None)
+                .unwrap()
+                .signature,
+            ""
+        );
     }
 
     #[test]

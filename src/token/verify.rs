@@ -4,8 +4,6 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde_json::{Map, Value};
@@ -657,13 +655,8 @@ impl<'v> Registered<'v> {
 /// Decodes the payload into a buffer of exactly its length, so that it becomes the
 /// token's boxed slice without a second allocation.
 fn decode_b64(segment: &str) -> Result<Vec<u8>, TokenError> {
-    let exact = segment.len() / 4 * 3 + (segment.len() % 4).saturating_sub(1);
-    let mut out = vec![0; exact];
-    let n = URL_SAFE_NO_PAD
-        .decode_slice(segment, &mut out)
-        .map_err(|_| malformed("the payload is not valid base64url"))?;
-    out.truncate(n);
-    Ok(out)
+    super::b64::decode_to_vec(segment)
+        .ok_or_else(|| malformed("the payload is not valid base64url"))
 }
 
 fn parse_payload(bytes: &[u8]) -> Result<Map<String, Value>, TokenError> {
