@@ -164,7 +164,12 @@ pub(crate) fn token_alphabet_and_dots(bytes: &[u8]) -> (bool, usize) {
             | (b == b'_')
             | (b == b'.'))
     });
-    (ok, bytes.iter().filter(|&&b| b == b'.').count())
+    // Counted in bytes, 255 at a time, so sixteen bytes go in one instruction.
+    let dots = bytes
+        .chunks(255)
+        .map(|c| usize::from(c.iter().fold(0u8, |n, &b| n + u8::from(b == b'.'))))
+        .sum();
+    (ok, dots)
 }
 
 /// A token split into its parts (borrowed from the token, lifetime `'t`), with
