@@ -4,7 +4,7 @@
 //! One extension rather than two, because every insert into `http::Extensions`
 //! is a heap allocation and this happens on every request. Handlers rarely read it
 //! directly — axum's `Entitlements` and `VerifiedToken` extractors, tonic's
-//! [`RequestExt`](crate::grpc::RequestExt) and [`require_feature`](super::require_feature)
+//! `tiergate::grpc::RequestExt` and [`require_feature`](super::require_feature)
 //! do — but tower middleware behind the layer can:
 //!
 //! ```
@@ -15,7 +15,7 @@
 //! use tower::{Layer, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! let gate = TierGate::builder()
 //!     .policy(Policy::from_yaml(tiergate::EXAMPLE_POLICY)?)
 //!     .verifier(

@@ -27,7 +27,7 @@ use super::Caller;
 use super::response::{self, Protocol};
 use super::service::{GateBody, ResponseFuture};
 
-/// Requires `feature` of the caller's [`Entitlements`].
+/// Requires `feature` of the caller's [`Entitlements`](crate::Entitlements).
 pub fn require_feature(feature: impl Into<Arc<str>>) -> RequireFeatureLayer {
     RequireFeatureLayer {
         feature: feature.into(),

@@ -90,11 +90,16 @@ pub enum ReloadOutcome {
     },
 }
 
+/// Milliseconds since the Unix epoch (at least 1, so 0 can mean "not failing").
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    })
+}
+
 struct State {
     loaded_at: SystemTime,
     last_error: Option<LastError>,
-    /// Since when the file has failed to load (cleared by a good or unchanged read).
-    failing_since: Option<SystemTime>,
     reloads: u64,
     rejections: u64,
 }
@@ -108,6 +113,10 @@ struct Inner {
     revisions: watch::Sender<Revision>,
     /// 0 when off.
     max_staleness_ms: AtomicU64,
+    /// Since when (unix milliseconds) the file has failed to load; 0 while it loads.
+    /// An atomic, not part of `state`, because every request reads it when a
+    /// maximum staleness is set.
+    failing_since_ms: AtomicU64,
 }
 
 /// The active policy, shared by every request and replaced atomically on reload.
@@ -154,13 +163,13 @@ impl PolicyStore {
                 state: Mutex::new(State {
                     loaded_at: SystemTime::now(),
                     last_error: None,
-                    failing_since: None,
                     reloads: 0,
                     rejections: 0,
                 }),
                 reloading: Mutex::new(()),
                 revisions,
                 max_staleness_ms: AtomicU64::new(0),
+                failing_since_ms: AtomicU64::new(0),
             }),
         }
     }
@@ -212,11 +221,10 @@ impl PolicyStore {
             0 => return false,
             ms => Duration::from_millis(ms),
         };
-        let state = lock(&self.inner.state);
-        state
-            .failing_since
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|failing_for| failing_for > max)
+        match self.inner.failing_since_ms.load(Ordering::Relaxed) {
+            0 => false,
+            since => unix_ms(SystemTime::now()).saturating_sub(since) > max.as_millis() as u64,
+        }
     }
 
     /// Reads the file again and swaps in the new policy if its content changed.
@@ -239,7 +247,7 @@ impl PolicyStore {
         match outcome {
             Ok(None) => {
                 state.last_error = None;
-                state.failing_since = None;
+                self.inner.failing_since_ms.store(0, Ordering::Relaxed);
                 Ok(ReloadOutcome::Unchanged(current))
             }
             Ok(Some(policy)) => {
@@ -247,7 +255,7 @@ impl PolicyStore {
                 self.inner.active.store(policy.0);
                 state.loaded_at = SystemTime::now();
                 state.last_error = None;
-                state.failing_since = None;
+                self.inner.failing_since_ms.store(0, Ordering::Relaxed);
                 state.reloads += 1;
                 drop(state);
                 self.inner.revisions.send_replace(to);
@@ -263,7 +271,13 @@ impl PolicyStore {
                     column: first.as_ref().filter(|d| d.line > 0).map(|d| d.column),
                     at: now,
                 });
-                state.failing_since.get_or_insert(now);
+                // Kept if already failing: the clock runs from the first failure.
+                let _ = self.inner.failing_since_ms.compare_exchange(
+                    0,
+                    unix_ms(now),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
                 state.rejections += 1;
                 tracing::error!(
                     path = %path.display(),
