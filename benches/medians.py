@@ -81,6 +81,13 @@ for alg in ("HS256", "EdDSA", "RS256"):
         continue
     print(f"| whole layer added to an axum request, {alg}, cache miss | {shown(miss - plain)} | | {shown(dec + eng)} with the engine (tiergate = {ratio(miss - plain, dec + eng)}) | – | – |")
     print(f"| whole layer added, {alg}, cache hit | {shown(hit - plain)} | | (tiergate = {ratio(hit - plain, dec + eng)}) | – | – |")
+for alg in ("HS256", "EdDSA", "RS256"):
+    plain, miss, hit = m(f"service/without_layer/{alg}"), m(f"service/with_layer/{alg}"), m(f"service/with_layer_cache_hit/{alg}")
+    dec, eng = m(f"layer/floor_jsonwebtoken_decode/{alg}"), m("layer/floor_engine_decision")
+    if None in (plain, miss, hit, dec, eng):
+        continue
+    print(f"| the layer alone (around a do-nothing service), {alg}, cache miss | {shown(miss - plain)} | | {shown(dec + eng)} with the engine (tiergate = {ratio(miss - plain, dec + eng)}) | – | – |")
+    print(f"| the layer alone, {alg}, cache hit | {shown(hit - plain)} | | (tiergate = {ratio(hit - plain, dec + eng)}) | – | – |")
 for routes in (10, 100, 1000):
     ours = m(f"decision/tiergate_3_plans/{routes}")
     ced = m(f"cedar/is_authorized/{routes}")
