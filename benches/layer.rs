@@ -77,6 +77,23 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// A gate for `case`'s key, with or without the verified-token cache.
+fn gate(policy: &Policy, case: &Case, cache: Option<CacheOptions>) -> TierGate {
+    TierGate::builder()
+        .policy(policy.clone())
+        .verifier(
+            Verifier::builder()
+                .key(case.verifying.clone())
+                .issuer(ISS)
+                .audience(AUD)
+                .token_cache(cache)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
+}
+
 fn router() -> Router {
     Router::new().route("/api/dashboard", get(|| async { "ok" }))
 }
@@ -132,21 +149,7 @@ fn bench_layer(c: &mut Criterion) {
     for case in cases() {
         let name = format!("{:?}", case.alg);
         let bearer = format!("Bearer {}", case.token);
-        let gate = |cache: Option<CacheOptions>| {
-            TierGate::builder()
-                .policy(policy.clone())
-                .verifier(
-                    Verifier::builder()
-                        .key(case.verifying.clone())
-                        .issuer(ISS)
-                        .audience(AUD)
-                        .token_cache(cache)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap()
-        };
+        let gate = |cache| gate(&policy, &case, cache);
         let plain = router();
         let uncached = router().layer(gate(None).layer());
         let cached = router().layer(gate(Some(CacheOptions::default())).layer());
@@ -265,22 +268,7 @@ fn bench_service(c: &mut Criterion) {
                 .body(())
                 .unwrap()
         };
-        let gated = |cache: Option<CacheOptions>| {
-            let gate = TierGate::builder()
-                .policy(policy.clone())
-                .verifier(
-                    Verifier::builder()
-                        .key(case.verifying.clone())
-                        .issuer(ISS)
-                        .audience(AUD)
-                        .token_cache(cache)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap();
-            tower::Layer::layer(&gate.layer(), Nothing)
-        };
+        let gated = |cache| tower::Layer::layer(&gate(&policy, &case, cache).layer(), Nothing);
         let mut uncached = gated(None);
         let mut cached = gated(Some(CacheOptions::default()));
         assert_eq!(call_now(&mut uncached, request()), 200, "{name}");

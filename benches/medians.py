@@ -74,20 +74,17 @@ for alg in ("HS256", "EdDSA", "RS256"):
 if m("layer/verify_general_path/HS256"):
     g = m("layer/verify_general_path/HS256")
     print(f"| verify HS256, general path (what the fast path replaces) | {shown(g)} | | {shown(m('layer/floor_jsonwebtoken_decode/HS256'))} | – | – |")
-for alg in ("HS256", "EdDSA", "RS256"):
-    plain, miss, hit = m(f"layer/without_layer/{alg}"), m(f"layer/with_layer/{alg}"), m(f"layer/with_layer_cache_hit/{alg}")
-    dec, eng = m(f"layer/floor_jsonwebtoken_decode/{alg}"), m("layer/floor_engine_decision")
-    if None in (plain, miss, hit, dec, eng):
-        continue
-    print(f"| whole layer added to an axum request, {alg}, cache miss | {shown(miss - plain)} | | {shown(dec + eng)} with the engine (tiergate = {ratio(miss - plain, dec + eng)}) | – | – |")
-    print(f"| whole layer added, {alg}, cache hit | {shown(hit - plain)} | | (tiergate = {ratio(hit - plain, dec + eng)}) | – | – |")
-for alg in ("HS256", "EdDSA", "RS256"):
-    plain, miss, hit = m(f"service/without_layer/{alg}"), m(f"service/with_layer/{alg}"), m(f"service/with_layer_cache_hit/{alg}")
-    dec, eng = m(f"layer/floor_jsonwebtoken_decode/{alg}"), m("layer/floor_engine_decision")
-    if None in (plain, miss, hit, dec, eng):
-        continue
-    print(f"| the layer alone (around a do-nothing service), {alg}, cache miss | {shown(miss - plain)} | | {shown(dec + eng)} with the engine (tiergate = {ratio(miss - plain, dec + eng)}) | – | – |")
-    print(f"| the layer alone, {alg}, cache hit | {shown(hit - plain)} | | (tiergate = {ratio(hit - plain, dec + eng)}) | – | – |")
+for group, miss_label, hit_label in (
+    ("layer", "whole layer added to an axum request, {alg}, cache miss", "whole layer added, {alg}, cache hit"),
+    ("service", "the layer alone (around a do-nothing service), {alg}, cache miss", "the layer alone, {alg}, cache hit"),
+):
+    for alg in ("HS256", "EdDSA", "RS256"):
+        plain, miss, hit = (m(f"{group}/{b}/{alg}") for b in ("without_layer", "with_layer", "with_layer_cache_hit"))
+        dec, eng = m(f"layer/floor_jsonwebtoken_decode/{alg}"), m("layer/floor_engine_decision")
+        if None in (plain, miss, hit, dec, eng):
+            continue
+        print(f"| {miss_label.format(alg=alg)} | {shown(miss - plain)} | | {shown(dec + eng)} with the engine (tiergate = {ratio(miss - plain, dec + eng)}) | – | – |")
+        print(f"| {hit_label.format(alg=alg)} | {shown(hit - plain)} | | (tiergate = {ratio(hit - plain, dec + eng)}) | – | – |")
 for routes in (10, 100, 1000):
     ours = m(f"decision/tiergate_3_plans/{routes}")
     ced = m(f"cedar/is_authorized/{routes}")

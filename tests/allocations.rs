@@ -95,7 +95,7 @@ mod support;
 /// service that allocates nothing, measured against the same service without it.
 /// Documented in BENCHMARKS.md: a cache hit costs the three allocations of putting
 /// the Caller into the request's extensions (http's extension map, its table, the
-/// Caller's box; in an axum router the map already exists, leaving one); an HS256
+/// Caller's box; in an axum router the map usually exists already); an HS256
 /// verification without the cache adds five (the decoded payload, the token's `Arc`,
 /// the plan, the role list and the role).
 #[test]
