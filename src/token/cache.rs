@@ -194,3 +194,80 @@ impl TokenCache {
             .sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::{Algorithm, Verifier};
+
+    const SECRET: &[u8] = b"a unit-test secret that is long enough, 48 bytes";
+    const T: i64 = 1_800_000_000;
+
+    fn verified(exp: i64) -> (String, VerifiedToken) {
+        let payload = serde_json::json!({ "iss": "i", "aud": "a", "exp": exp, "claims": {} });
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &payload,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        let v = Verifier::builder()
+            .hmac_secret(Algorithm::HS256, SECRET)
+            .issuer("i")
+            .audience("a")
+            .token_cache(None)
+            .build()
+            .unwrap();
+        let t = v.verify_at(&token, T).unwrap();
+        (token, t)
+    }
+
+    #[test]
+    fn an_entry_lives_no_longer_than_its_maximum_age() {
+        let cache = TokenCache::new(CacheOptions::default().max_age(Duration::from_secs(60)));
+        let (token, t) = verified(T + 3_600);
+        cache.insert(&token, &t, T, 0, 0);
+        assert!(cache.get(&token, T + 59, 0, 0).is_some());
+        assert!(cache.get(&token, T + 60, 0, 0).is_none());
+    }
+
+    #[test]
+    fn an_entry_lives_no_longer_than_its_token() {
+        let cache = TokenCache::new(CacheOptions::default());
+        let (token, t) = verified(T + 10);
+        cache.insert(&token, &t, T, 0, 0);
+        assert!(cache.get(&token, T + 9, 0, 0).is_some());
+        assert!(cache.get(&token, T + 10, 0, 0).is_none());
+    }
+
+    #[test]
+    fn an_entry_from_an_older_key_set_is_not_used() {
+        let cache = TokenCache::new(CacheOptions::default());
+        let (token, t) = verified(T + 3_600);
+        cache.insert(&token, &t, T, 0, 7);
+        assert!(cache.get(&token, T + 1, 0, 7).is_some());
+        // The JWKS was fetched again: generation 8.
+        assert!(cache.get(&token, T + 1, 0, 8).is_none());
+    }
+
+    #[test]
+    fn the_hash_reads_only_the_tail_but_lookups_compare_everything() {
+        let h = TailHash::default();
+        let tail = "x".repeat(TAIL);
+        // Same length, same tail: the same hash…
+        assert_eq!(
+            h.hash_one(format!("a{tail}").as_str()),
+            h.hash_one(format!("b{tail}").as_str())
+        );
+        // …but not the same entry.
+        let cache = TokenCache::new(CacheOptions::default());
+        let (token, t) = verified(T + 3_600);
+        cache.insert(&token, &t, T, 0, 0);
+        let mut twin = token.clone().into_bytes();
+        twin[0] = if twin[0] == b'e' { b'f' } else { b'e' };
+        let twin = String::from_utf8(twin).unwrap();
+        assert_eq!(h.hash_one(token.as_str()), h.hash_one(twin.as_str()));
+        assert!(cache.get(&twin, T + 1, 0, 0).is_none());
+        assert!(cache.get(&token, T + 1, 0, 0).is_some());
+    }
+}
