@@ -160,16 +160,32 @@ impl TokenCache {
         if shard.len() >= per_shard
             || self.bytes.load(Ordering::Relaxed) + bytes > self.options.max_bytes
         {
-            // Make room: first what has gone stale, then (if still full) everything
-            // in this shard. Crude, but bounded and never wrong: a miss only costs a
-            // verification.
-            let before: usize = shard.values().map(|e| e.bytes).sum();
-            shard.retain(|_, e| now < e.stale_at);
-            if shard.len() >= per_shard {
-                shard.clear();
+            // Make room for the next eighth of the shard at once, so the work is paid
+            // once per many inserts: first whatever has gone stale, then arbitrary
+            // entries (the map's order follows the random hash). Never wrong: an
+            // evicted token only costs a verification when it comes back.
+            let keep = per_shard - per_shard.div_ceil(8);
+            let mut freed = 0;
+            shard.retain(|_, e| {
+                let fresh = now < e.stale_at;
+                if !fresh {
+                    freed += e.bytes;
+                }
+                fresh
+            });
+            while shard.len() > keep
+                || (self.bytes.load(Ordering::Relaxed).saturating_sub(freed) + bytes
+                    > self.options.max_bytes
+                    && !shard.is_empty())
+            {
+                let Some(victim) = shard.keys().next().cloned() else {
+                    break;
+                };
+                if let Some(e) = shard.remove(&victim) {
+                    freed += e.bytes;
+                }
             }
-            let after: usize = shard.values().map(|e| e.bytes).sum();
-            self.bytes.fetch_sub(before - after, Ordering::Relaxed);
+            self.bytes.fetch_sub(freed, Ordering::Relaxed);
             if self.bytes.load(Ordering::Relaxed) + bytes > self.options.max_bytes {
                 return;
             }
@@ -220,6 +236,23 @@ mod tests {
             .unwrap();
         let t = v.verify_at(&token, T).unwrap();
         (token, t)
+    }
+
+    #[test]
+    fn a_full_cache_evicts_a_little_at_a_time() {
+        let cache = TokenCache::new(CacheOptions::default().max_entries(1024));
+        let (mut before, mut worst_drop) = (0usize, 0usize);
+        for i in 0..3_000 {
+            let (token, t) = verified(T + 3_600 + i);
+            cache.insert(&token, &t, T, 0, 0);
+            let now = cache.len();
+            assert!(now <= 1024, "{now}");
+            worst_drop = worst_drop.max(before.saturating_sub(now));
+            before = now;
+        }
+        // A full shard (64 entries) makes room for an eighth of itself, not more.
+        assert!(worst_drop <= 8, "dropped {worst_drop} entries at once");
+        assert!(before >= 1024 * 3 / 4, "{before} entries left");
     }
 
     #[test]
