@@ -75,108 +75,6 @@ impl<'de> de::Deserialize<'de> for Skip {
     }
 }
 
-/// A JSON string, or anything else (whose value is never needed, only its kind).
-pub(crate) enum StrOr<'a> {
-    Str(Cow<'a, str>),
-    Other,
-}
-
-impl<'de> de::Deserialize<'de> for StrOr<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = StrOr<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(StrOr::Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(StrOr::Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(StrOr::Str(Cow::Owned(v)))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(StrOr::Other)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(StrOr::Other)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(StrOr::Other)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(StrOr::Other)
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(StrOr::Other)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<Skip>()?.is_some() {}
-                Ok(StrOr::Other)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<Skip, Skip>()?.is_some() {}
-                Ok(StrOr::Other)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// `aud`: a string, a list (whose members may be anything), or something else.
-pub(crate) enum Aud<'a> {
-    One(StrOr<'a>),
-    Many(Vec<StrOr<'a>>),
-}
-
-impl<'de> de::Deserialize<'de> for Aud<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Aud<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut all = Vec::new();
-                while let Some(item) = seq.next_element::<StrOr<'de>>()? {
-                    all.push(item);
-                }
-                Ok(Aud::Many(all))
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Aud::One(StrOr::Str(Cow::Borrowed(v))))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Aud::One(StrOr::Str(Cow::Owned(v.to_owned()))))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Aud::One(StrOr::Other))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Aud::One(StrOr::Other))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Aud::One(StrOr::Other))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Aud::One(StrOr::Other))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Aud::One(StrOr::Other))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<Skip, Skip>()?.is_some() {}
-                Ok(Aud::One(StrOr::Other))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 /// A NumericDate claim (`exp`, `nbf`, `iat`) as read: seconds (a fraction
 /// truncated, a whole number past `i64` saturated, as `serde_json::Number`'s
 /// `as_f64` then `as i64` gives), or not a number at all. Read straight from the
@@ -241,9 +139,9 @@ impl<'de> de::Deserialize<'de> for NumericDate {
     }
 }
 
-/// A claim member's value: a string borrowed from the payload where it can be
+/// A member's value (or key): a string borrowed from the payload where it can be
 /// (the common case, no allocation), or any other JSON value, parsed as a
-/// `serde_json::Value` would be.
+/// `serde_json::Value` would be. (serde's own `Cow<str>` always copies.)
 pub(crate) enum Member<'a> {
     Str(Cow<'a, str>),
     Json(Value),
@@ -328,9 +226,9 @@ impl<'de> de::DeserializeSeed<'de> for ClaimsInto<'_> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
                 let mut members = ClaimMembers::<Member<'de>>::default();
-                while let Some(key) = map.next_key::<StrOr<'de>>()? {
+                while let Some(key) = map.next_key::<Member<'de>>()? {
                     let value: Member<'de> = map.next_value()?;
-                    let StrOr::Str(key) = key else { continue };
+                    let Member::Str(key) = key else { continue };
                     if let Err(custom) = members.take(&key, value) {
                         self.0.custom.insert(key.into_owned(), custom.into_value());
                     }
@@ -372,8 +270,8 @@ pub(crate) struct HotPayload<'a> {
     pub exp: Option<NumericDate>,
     pub nbf: Option<NumericDate>,
     pub iat: Option<NumericDate>,
-    pub iss: Option<StrOr<'a>>,
-    pub aud: Option<Aud<'a>>,
+    pub iss: Option<Member<'a>>,
+    pub aud: Option<Member<'a>>,
     /// The subscription claims under the claims key (the nested location); empty
     /// when there are none.
     pub claims: Claims,
@@ -397,8 +295,8 @@ impl<'a> HotPayload<'a> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut p = HotPayload::default();
-                while let Some(key) = map.next_key::<StrOr<'de>>()? {
-                    let StrOr::Str(key) = key else { continue };
+                while let Some(key) = map.next_key::<Member<'de>>()? {
+                    let Member::Str(key) = key else { continue };
                     match &*key {
                         "exp" => p.exp = Some(map.next_value()?),
                         "nbf" => p.nbf = Some(map.next_value()?),

@@ -10,11 +10,11 @@ use serde_json::{Map, Value};
 
 use super::cache::{CacheOptions, TokenCache};
 use super::error::{TokenError, TokenErrorKind as Kind};
-use super::fast::{self, Aud, HotPayload, NumericDate, StrOr};
+use super::fast::{self, HotPayload, NumericDate};
 use super::keys::{KeyError, VerifyingKey};
 use super::keyset::{KeySet, Miss};
 use super::parsed::{HeaderMemo, HeaderScratch, Parsed, malformed};
-use crate::claims::{Claims, ClaimsLocation};
+use crate::claims::{ClaimMember, Claims, ClaimsLocation, MemberValue};
 
 /// Tokens longer than this are refused before any decoding (8 KiB).
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -544,16 +544,6 @@ impl Verifier {
                     }
                     list.iter().filter_map(Value::as_str).any(accepted)
                 }
-                Some(AudView::Strs(list)) => {
-                    let mut strs = list.iter().map(|v| match v {
-                        StrOr::Str(s) => Some(&**s),
-                        StrOr::Other => None,
-                    });
-                    if strs.clone().any(|s| s.is_none()) {
-                        return Err(not_strings());
-                    }
-                    strs.any(|s| s.is_some_and(accepted))
-                }
             };
             if !ok {
                 return Err(TokenError::new(
@@ -617,7 +607,6 @@ enum AudView<'v> {
     /// A single value: `Some` when it is a string.
     One(Option<&'v str>),
     Values(&'v [Value]),
-    Strs(&'v [StrOr<'v>]),
 }
 
 impl<'v> Registered<'v> {
@@ -626,29 +615,34 @@ impl<'v> Registered<'v> {
             exp: payload.get("exp").map(NumericDate::of),
             nbf: payload.get("nbf").map(NumericDate::of),
             iat: payload.get("iat").map(NumericDate::of),
-            iss: payload.get("iss").map(Value::as_str),
-            aud: payload.get("aud").map(|a| match a {
-                Value::Array(list) => AudView::Values(list),
-                other => AudView::One(other.as_str()),
-            }),
+            iss: payload.get("iss").map(|v| as_str(v.into())),
+            aud: payload.get("aud").map(|v| aud_view(v.into())),
         }
     }
 
     fn from_hot(p: &'v HotPayload<'v>) -> Registered<'v> {
-        let str_of = |v: &'v StrOr<'v>| match v {
-            StrOr::Str(s) => Some(&**s),
-            StrOr::Other => None,
-        };
         Registered {
             exp: p.exp,
             nbf: p.nbf,
             iat: p.iat,
-            iss: p.iss.as_ref().map(str_of),
-            aud: p.aud.as_ref().map(|a| match a {
-                Aud::One(v) => AudView::One(str_of(v)),
-                Aud::Many(list) => AudView::Strs(list),
-            }),
+            iss: p.iss.as_ref().map(|m| as_str(m.view())),
+            aud: p.aud.as_ref().map(|m| aud_view(m.view())),
         }
+    }
+}
+
+fn as_str(v: MemberValue<'_>) -> Option<&str> {
+    match v {
+        MemberValue::Str(s) => Some(s),
+        MemberValue::Json(_) => None,
+    }
+}
+
+fn aud_view(v: MemberValue<'_>) -> AudView<'_> {
+    match v {
+        MemberValue::Str(s) => AudView::One(Some(s)),
+        MemberValue::Json(Value::Array(list)) => AudView::Values(list),
+        MemberValue::Json(_) => AudView::One(None),
     }
 }
 
