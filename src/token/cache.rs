@@ -1,9 +1,10 @@
 //! A bounded cache of verified tokens, so a token used for many requests is
 //! verified once.
 //!
-//! Keyed by the whole token: a fast (randomly seeded) hash picks the slot, and the
-//! map compares the full bytes, never the hash alone. Only tokens that verified are
-//! stored. An entry lives no longer than the token's `exp` (plus leeway) and the
+//! Keyed by the whole token: one of its signature characters picks the shard, a
+//! fast (randomly seeded) hash of its length and last 32 bytes picks the slot, and
+//! the map compares the full bytes, never the hash alone. Only tokens that verified
+//! are stored. A full shard makes room for an eighth of itself, stale entries first. An entry lives no longer than the token's `exp` (plus leeway) and the
 //! configured maximum age, and `exp`, `nbf` and `iat` are checked against the clock
 //! on every hit, so a hit answers exactly what a fresh verification would. The cache
 //! holds nothing derived from the policy (entitlements are computed per request
@@ -100,7 +101,6 @@ impl std::hash::Hasher for TailHasher {
 
 pub(crate) struct TokenCache {
     shards: Box<[Shard]>,
-    hasher: TailHash,
     options: CacheOptions,
     bytes: AtomicUsize,
 }
@@ -111,17 +111,26 @@ impl TokenCache {
             shards: (0..SHARDS)
                 .map(|_| RwLock::new(HashMap::default()))
                 .collect(),
-            hasher: TailHash::default(),
             options,
             bytes: AtomicUsize::new(0),
         }
     }
 
     fn shard(&self, token: &str) -> &Shard {
-        // Bits the shard's own map does not use to place the entry (it takes the low
-        // bits for the bucket and the top seven as a tag).
-        let hash = self.hasher.hash_one(token);
-        &self.shards[(hash >> 32) as usize % SHARDS]
+        // A signature character (the next to last: the last may carry only a few
+        // bits), as random as a hash for any token that can be stored, and no second
+        // hash on top of the map's own.
+        let b = token.as_bytes();
+        let c = b.len().checked_sub(2).map_or(0, |i| b[i]);
+        // Its base64 value (0–63), so each shard gets the same share of them.
+        let sextet = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            _ => 63,
+        };
+        &self.shards[usize::from(sextet) % SHARDS]
     }
 
     /// The cached token, if it is there, verified with the current key set
@@ -253,6 +262,24 @@ mod tests {
         // A full shard (64 entries) makes room for an eighth of itself, not more.
         assert!(worst_drop <= 8, "dropped {worst_drop} entries at once");
         assert!(before >= 1024 * 3 / 4, "{before} entries left");
+    }
+
+    #[test]
+    fn tokens_spread_evenly_over_the_shards() {
+        let cache = TokenCache::new(CacheOptions::default());
+        let mut per_shard = [0usize; SHARDS];
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for &c in alphabet {
+            let token = format!("h.p.sig{}A", c as char);
+            let shard: *const Shard = cache.shard(&token);
+            let i = cache
+                .shards
+                .iter()
+                .position(|s| std::ptr::eq(s, shard))
+                .unwrap();
+            per_shard[i] += 1;
+        }
+        assert_eq!(per_shard, [4; SHARDS]);
     }
 
     #[test]
