@@ -182,24 +182,9 @@ fn the_layer_allocates_little_per_request() {
 fn the_layer_in_an_axum_router_allocates_little_on_a_cache_hit() {
     use axum::body::Body;
     use axum::{Router, routing::get};
-    use std::task::{Context, Poll};
     use tiergate::TierGate;
     use tiergate::token::Verifier;
     use tower::ServiceExt;
-
-    #[derive(Clone)]
-    struct Pass<S>(S);
-    impl<S: tower::Service<http::Request<Body>>> tower::Service<http::Request<Body>> for Pass<S> {
-        type Response = S::Response;
-        type Error = S::Error;
-        type Future = S::Future;
-        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-            self.0.poll_ready(cx)
-        }
-        fn call(&mut self, r: http::Request<Body>) -> S::Future {
-            self.0.call(r)
-        }
-    }
 
     let gate = TierGate::builder()
         .policy(Policy::from_yaml(tiergate::EXAMPLE_POLICY).unwrap())
@@ -235,7 +220,7 @@ fn the_layer_in_an_axum_router_allocates_little_on_a_cache_hit() {
         }
         last
     };
-    let identity = measure(route().layer(tower::layer::layer_fn(Pass)));
+    let identity = measure(route().layer(tower::layer::util::Identity::new()));
     let gated = measure(route().layer(gate.layer()));
     println!(
         "axum router, cache hit: {identity} allocations with a do-nothing layer, {gated} with tiergate's"
