@@ -215,6 +215,16 @@ async fn every_attack_is_a_401_with_its_reason() {
             "malformed_token",
         ),
         (
+            "a tab inside the token",
+            "eyJhbGciOiJIUzI1NiJ9.e30\t.c2ln".to_owned(),
+            "malformed_token",
+        ),
+        (
+            "a non-ASCII letter inside the token",
+            "eyJhbGciOiJIUzI1NiJ9.e30\u{e9}.c2ln".to_owned(),
+            "malformed_token",
+        ),
+        (
             "two parts",
             "eyJhbGciOiJIUzI1NiJ9.e30".to_owned(),
             "malformed_token",
