@@ -159,3 +159,77 @@ fn without_the_cache_nothing_is_stored() {
     v.verify(&t, Utc::now()).unwrap();
     assert_eq!(v.cached_tokens(), 0);
 }
+
+/// Plans in tier order, `pro` first or last: the same name gets a different id in
+/// each, so a part of the decision remembered from the other policy would be wrong.
+fn two_plans(pro_first: bool) -> String {
+    let (first, second) = if pro_first {
+        ("pro: {}", "basic: { extends: pro, features: [export] }")
+    } else {
+        ("basic: {}", "pro: { extends: basic, features: [export] }")
+    };
+    format!(
+        "version: 1\nplans:\n  {first}\n  {second}\ndefault_plan: {}\n\
+         features:\n  export: {{}}\nroutes:\n  - {{ path: /export, require: export }}\n",
+        if pro_first { "pro" } else { "basic" }
+    )
+}
+
+/// The cache keeps what a token's claims resolve to under the policy that first
+/// read them; after a reload the same cached token is decided by the new policy
+/// (and by the old one again once it is back, compiled afresh).
+#[tokio::test]
+async fn a_cached_token_is_decided_by_the_policy_running_now() {
+    use tower::{Layer, ServiceExt, service_fn};
+    let dir = std::env::temp_dir().join(format!("tiergate-cache-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("policy.yaml");
+    std::fs::write(&path, two_plans(false)).unwrap();
+    let store = tiergate::PolicyStore::open(&path).unwrap();
+    let gate = tiergate::TierGate::builder()
+        .store(store.clone())
+        .verifier(cached_verifier(CacheOptions::default()))
+        .build()
+        .unwrap();
+    let app = gate.layer().layer(service_fn(|_: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    }));
+    let token = hs256(json!({ "plan": "pro" }));
+    let request = || {
+        http::Request::get("/export")
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap()
+    };
+    let status = |res: http::Response<_>| res.status().as_u16();
+    assert_eq!(
+        status(app.clone().oneshot(request()).await.unwrap()),
+        200,
+        "pro has export"
+    );
+    assert_eq!(
+        status(app.clone().oneshot(request()).await.unwrap()),
+        200,
+        "and again from the cache"
+    );
+    assert_eq!(gate.verifier().cached_tokens(), 1);
+
+    std::fs::write(&path, two_plans(true)).unwrap();
+    store.reload().unwrap();
+    assert_eq!(
+        status(app.clone().oneshot(request()).await.unwrap()),
+        403,
+        "pro is now the lowest plan, without export"
+    );
+    assert_eq!(status(app.clone().oneshot(request()).await.unwrap()), 403);
+    assert_eq!(
+        gate.verifier().cached_tokens(),
+        1,
+        "the token stayed cached"
+    );
+
+    std::fs::write(&path, two_plans(false)).unwrap();
+    store.reload().unwrap();
+    assert_eq!(status(app.clone().oneshot(request()).await.unwrap()), 200);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -88,6 +88,10 @@ pub(crate) struct RuleDef {
 pub(crate) struct Compiled {
     pub name: Box<str>,
     pub revision: Revision,
+    /// Unique to this compilation in this process (unlike `revision`, which two
+    /// compilations of the same file share): what per-token data derived from a
+    /// policy is keyed by.
+    pub instance: u64,
     pub plans: Vec<PlanDef>,
     pub plan_ids: NameIndex,
     pub default_plan: PlanId,

@@ -70,11 +70,27 @@ pub struct Entitlements {
     notes: Notes,
 }
 
-impl Entitlements {
-    pub(crate) fn new(policy: Policy, claims: &Claims, now: i64) -> Entitlements {
-        let c: &Compiled = &policy.0;
+/// What a token's claims resolve to under one compiled policy, before the clock is
+/// read: the plan the claims name, the roles, the seats and the notes. It depends
+/// only on the token and the policy, so the verified-token cache keeps it with the
+/// token ([`crate::token::VerifiedToken`]) and a cache hit skips the name lookups.
+#[derive(Clone, Debug)]
+pub(crate) struct TokenPart {
+    /// Which compiled policy it was resolved against ([`Compiled::instance`]).
+    instance: u64,
+    base_plan: PlanId,
+    source: PlanSource,
+    /// The end of the trial (`trial_ends`, unix seconds), when the claim is valid.
+    trial_end: Option<i64>,
+    roles: RoleSet,
+    seats: Option<u64>,
+    notes: Notes,
+}
+
+impl TokenPart {
+    fn resolve(c: &Compiled, claims: &Claims) -> TokenPart {
         let mut notes = claims.notes();
-        let (base_plan, mut source) = match &claims.plan {
+        let (base_plan, source) = match &claims.plan {
             Claim::Valid(name) => match c.plan_ids.get(&**name) {
                 Some(&id) => (id, PlanSource::Claim),
                 None => {
@@ -92,27 +108,78 @@ impl Entitlements {
                 None => notes.insert(Notes::UNKNOWN_ROLE),
             }
         }
-        let (trial, trial_end) = match claims.trial_ends {
-            Claim::Valid(end) if now < end => (TrialPhase::Active, end),
-            Claim::Valid(end) => (TrialPhase::Expired, end),
-            _ => (TrialPhase::None, 0),
-        };
-        let claimed = (source == PlanSource::Claim).then_some(base_plan);
-        let plan = c.effective_plan(base_plan, trial);
-        if plan != base_plan {
-            source = PlanSource::Trial;
-        }
-        Entitlements {
+        TokenPart {
+            instance: c.instance,
             base_plan,
+            source,
+            trial_end: match claims.trial_ends {
+                Claim::Valid(end) => Some(end),
+                _ => None,
+            },
+            roles,
+            seats: claims.seats(),
+            notes,
+        }
+    }
+}
+
+impl Entitlements {
+    pub(crate) fn new(policy: Policy, claims: &Claims, now: i64) -> Entitlements {
+        let part = TokenPart::resolve(&policy.0, claims);
+        Entitlements::from_part(policy, &part, now)
+    }
+
+    /// [`new`](Self::new) for a verified token, reusing the part resolved for an
+    /// earlier request with the same token under the same compiled policy. After a
+    /// reload the token's remembered part belongs to the old policy and is not
+    /// used; the part is resolved afresh on each request until the cache verifies
+    /// the token again (within the cache's maximum age).
+    pub(crate) fn for_token(
+        policy: Policy,
+        token: &crate::token::VerifiedToken,
+        now: i64,
+    ) -> Entitlements {
+        let memo = token.policy_part();
+        match memo.get() {
+            Some(part) if part.instance == policy.0.instance => {
+                Entitlements::from_part(policy, part, now)
+            }
+            _ => {
+                let part = TokenPart::resolve(&policy.0, token.claims());
+                let ent = Entitlements::from_part(policy, &part, now);
+                // Taken only by the first policy the token meets; a later one
+                // resolves its own each time (see above).
+                let _ = memo.set(part);
+                ent
+            }
+        }
+    }
+
+    fn from_part(policy: Policy, part: &TokenPart, now: i64) -> Entitlements {
+        let c: &Compiled = &policy.0;
+        let (trial, trial_end) = match part.trial_end {
+            Some(end) if now < end => (TrialPhase::Active, end),
+            Some(end) => (TrialPhase::Expired, end),
+            None => (TrialPhase::None, 0),
+        };
+        let claimed = (part.source == PlanSource::Claim).then_some(part.base_plan);
+        let plan = c.effective_plan(part.base_plan, trial);
+        let source = if plan != part.base_plan {
+            PlanSource::Trial
+        } else {
+            part.source
+        };
+        Entitlements {
+            base_plan: part.base_plan,
             claimed,
             plan,
             source,
             trial,
             trial_end,
             now,
-            roles,
-            seats: claims.seats(),
-            notes,
+            roles: part.roles.clone(),
+            seats: part.seats,
+            notes: part.notes,
             policy,
         }
     }

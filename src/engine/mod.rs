@@ -37,6 +37,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use decision::{Decision, LimitUsage, Notes, Reason, RuleRef};
+pub(crate) use entitlements::TokenPart;
 pub use entitlements::{Entitlements, PlanSource, Summary, Trial};
 
 pub(crate) use bitset::BitSet;

@@ -79,7 +79,7 @@ impl GateInner {
             }
             Err(e) => return self.unauthorized(method, path, headers, &e),
         };
-        let ent = Entitlements::new(policy, token.claims(), now);
+        let ent = Entitlements::for_token(policy, &token, now);
         let d = ent.check_route(method, path);
         let rule = d.rule().map(|r| r.pattern());
         let revision = d.revision();

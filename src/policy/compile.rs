@@ -6,6 +6,7 @@
 use crate::engine::compiled::{Compiled, FeatureDef, NameIndex, PlanDef, RoleDef, RuleDef};
 use crate::engine::routes::{METHODS, RouteSpec, RouteTable};
 use crate::engine::{BitSet, Limit, Revision};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::model::LimitValue;
 use super::validate::Checked;
@@ -111,9 +112,11 @@ pub(crate) fn compile(
         })
         .collect();
 
+    static INSTANCES: AtomicU64 = AtomicU64::new(0);
     Ok(Compiled {
         name: name.into(),
         revision,
+        instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
         plan_ids: index(plans.iter().map(|p| &*p.name)),
         feature_ids: index(features.iter().map(|f| &*f.name)),
         role_ids: index(roles.iter().map(|r| &*r.name)),

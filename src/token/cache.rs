@@ -6,10 +6,11 @@
 //! the map compares the full bytes, never the hash alone. Only tokens that verified
 //! are stored. A full shard makes room for an eighth of itself, stale entries first. An entry lives no longer than the token's `exp` (plus leeway) and the
 //! configured maximum age, and `exp`, `nbf` and `iat` are checked against the clock
-//! on every hit, so a hit answers exactly what a fresh verification would. The cache
-//! holds nothing derived from the policy (entitlements are computed per request
-//! from the cached claims), so a policy reload needs no flush; an entry verified with
-//! an older JWKS key set is never used.
+//! on every hit, so a hit answers exactly what a fresh verification would. What a
+//! token's claims resolve to under a policy (plan and role ids) is kept with the
+//! token, tagged with the compiled policy it came from, and not used under any
+//! other, so a policy reload needs no flush; an entry verified with an older JWKS
+//! key set is never used.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;

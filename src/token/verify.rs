@@ -15,6 +15,7 @@ use super::keys::{KeyError, VerifyingKey};
 use super::keyset::{KeySet, Miss};
 use super::parsed::{HeaderMemo, HeaderScratch, Parsed, malformed};
 use crate::claims::{ClaimMember, Claims, ClaimsLocation, MemberValue};
+use crate::engine::TokenPart;
 
 /// Tokens longer than this are refused before any decoding (8 KiB).
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -37,9 +38,38 @@ struct TokenInner {
     expires_at: i64,
     not_before: Option<i64>,
     issued_at: Option<i64>,
+    /// What the claims resolve to under the first policy that read them (see
+    /// [`Entitlements::for_token`](crate::Entitlements)): kept here so that a cached
+    /// token's requests skip the plan and role lookups.
+    policy_part: OnceLock<TokenPart>,
 }
 
 impl VerifiedToken {
+    fn new(
+        payload: OnceLock<Map<String, Value>>,
+        raw_payload: Vec<u8>,
+        claims: Claims,
+        algorithm: Algorithm,
+        key_id: Option<Arc<str>>,
+        times: Times,
+    ) -> VerifiedToken {
+        VerifiedToken(Arc::new(TokenInner {
+            payload,
+            raw_payload: raw_payload.into_boxed_slice(),
+            claims,
+            algorithm,
+            key_id,
+            expires_at: times.exp,
+            not_before: times.nbf,
+            issued_at: times.iat,
+            policy_part: OnceLock::new(),
+        }))
+    }
+
+    pub(crate) fn policy_part(&self) -> &OnceLock<TokenPart> {
+        &self.0.policy_part
+    }
+
     /// The `sub` claim, when it is a string.
     pub fn subject(&self) -> Option<&str> {
         self.get_str("sub")
@@ -396,16 +426,14 @@ impl Verifier {
         let payload = parse_payload(&raw)?;
         let times = self.check_registered(&Registered::from_map(&payload), now)?;
         let claims = Claims::from_payload_map(&payload, &self.0.location);
-        Ok(VerifiedToken(Arc::new(TokenInner {
-            payload: OnceLock::from(payload),
-            raw_payload: raw.into_boxed_slice(),
+        Ok(VerifiedToken::new(
+            OnceLock::from(payload),
+            raw,
             claims,
-            algorithm: p.alg,
+            p.alg,
             key_id,
-            expires_at: times.exp,
-            not_before: times.nbf,
-            issued_at: times.iat,
-        })))
+            times,
+        ))
     }
 
     /// The HMAC fast path (see [`super::fast`]): the same checks and answers.
@@ -431,16 +459,14 @@ impl Verifier {
         let times = self.check_registered(&Registered::from_hot(&hot), now)?;
         let claims = std::mem::take(&mut hot.claims);
         drop(hot);
-        Ok(VerifiedToken(Arc::new(TokenInner {
-            payload: OnceLock::new(),
-            raw_payload: raw.into_boxed_slice(),
+        Ok(VerifiedToken::new(
+            OnceLock::new(),
+            raw,
             claims,
-            algorithm: p.alg,
+            p.alg,
             key_id,
-            expires_at: times.exp,
-            not_before: times.nbf,
-            issued_at: times.iat,
-        })))
+            times,
+        ))
     }
 
     /// Finds the key that verifies the signature; returns its `kid`.
