@@ -195,7 +195,9 @@ impl Tree {
     /// `rest` is the path after the `/` that opens the current segment.
     fn find(&self, node: u32, rest: &str) -> Option<u32> {
         let n = &self.nodes[node as usize];
-        let (segment, tail) = match rest.find('/') {
+        // A plain byte loop: segments are short, and `str::find` pays a searcher's
+        // setup for each one.
+        let (segment, tail) = match rest.bytes().position(|b| b == b'/') {
             Some(i) => (&rest[..i], Some(&rest[i + 1..])),
             None => (rest, None),
         };
