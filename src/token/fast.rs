@@ -19,14 +19,14 @@ use serde_json::Value;
 use super::keys::VerifyingKey;
 use crate::claims::{ClaimMember, ClaimMembers, Claims, MemberValue};
 
-/// Checks an HMAC signature with the key's precomputed schedule, without allocating.
+/// Checks an HMAC signature with the key's precomputed state, without allocating.
 pub(crate) fn hmac_signature_ok(key: &VerifyingKey, message: &[u8], signature_b64: &str) -> bool {
-    let Some(schedule) = &key.hmac else {
+    let Some(hmac) = &key.hmac else {
         return false;
     };
     let mut sig = [0u8; 64];
     match super::b64::decode_into(signature_b64, &mut sig) {
-        Some(n) => aws_lc_rs::hmac::verify(schedule, message, &sig[..n]).is_ok(),
+        Some(n) => hmac.verify(message, &sig[..n]),
         None => false,
     }
 }
@@ -157,7 +157,7 @@ impl ClaimMember for Member<'_> {
 }
 
 impl Member<'_> {
-    fn into_value(self) -> Value {
+    pub(crate) fn into_value(self) -> Value {
         match self {
             Member::Str(s) => Value::String(s.into_owned()),
             Member::Json(v) => v,
@@ -279,9 +279,21 @@ pub(crate) struct HotPayload<'a> {
 
 impl<'a> HotPayload<'a> {
     /// Reads a payload whose subscription claims sit under `claims_key`. `Err` when
-    /// it is not a JSON object (or not JSON). Takes `str`, checked as UTF-8 once as a
-    /// whole, so serde_json does not check each string again.
+    /// it is not a JSON object (or not JSON). Plain JSON — nearly every payload — is
+    /// read by [`super::scan`]; the rest by serde_json.
     pub(crate) fn parse(
+        json: &'a str,
+        claims_key: &str,
+    ) -> Result<HotPayload<'a>, serde_json::Error> {
+        match super::scan::hot_payload(json, claims_key) {
+            Some(p) => Ok(p),
+            None => Self::parse_with_serde(json, claims_key),
+        }
+    }
+
+    /// [`parse`](Self::parse) with serde_json alone. Takes `str`, checked as UTF-8
+    /// once as a whole, so serde_json does not check each string again.
+    pub(crate) fn parse_with_serde(
         json: &'a str,
         claims_key: &str,
     ) -> Result<HotPayload<'a>, serde_json::Error> {

@@ -40,6 +40,7 @@ mod jwks;
 mod keys;
 mod keyset;
 mod parsed;
+mod scan;
 mod verify;
 
 pub use cache::CacheOptions;
