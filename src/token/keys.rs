@@ -11,6 +11,8 @@ use std::sync::Arc;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 
+use super::hmac_key::HmacKey;
+
 /// The shortest HMAC secret accepted, in bytes (RFC 7518 §3.2: at least the hash size).
 pub const MIN_HMAC_SECRET_BYTES: usize = 32;
 
@@ -56,9 +58,9 @@ pub struct VerifyingKey {
     pub(crate) kid: Option<Arc<str>>,
     pub(crate) alg: Algorithm,
     pub(crate) key: DecodingKey,
-    /// For HMAC keys: the key schedule, computed once (jsonwebtoken recomputes it
-    /// for every token).
-    pub(crate) hmac: Option<aws_lc_rs::hmac::Key>,
+    /// For HMAC keys: the key's hash states, computed once (jsonwebtoken
+    /// recomputes them for every token).
+    pub(crate) hmac: Option<HmacKey>,
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -85,16 +87,11 @@ impl VerifyingKey {
         if secret.len() < MIN_HMAC_SECRET_BYTES {
             return Err(KeyError::SecretTooShort { len: secret.len() });
         }
-        let schedule = match alg {
-            Algorithm::HS384 => aws_lc_rs::hmac::HMAC_SHA384,
-            Algorithm::HS512 => aws_lc_rs::hmac::HMAC_SHA512,
-            _ => aws_lc_rs::hmac::HMAC_SHA256,
-        };
         Ok(VerifyingKey {
             kid: None,
             alg,
             key: DecodingKey::from_secret(secret),
-            hmac: Some(aws_lc_rs::hmac::Key::new(schedule, secret)),
+            hmac: HmacKey::new(alg, secret),
         })
     }
 

@@ -35,6 +35,7 @@ mod b64;
 mod cache;
 mod error;
 mod fast;
+mod hmac_key;
 #[cfg(feature = "jwks")]
 mod jwks;
 mod keys;
