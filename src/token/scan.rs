@@ -1,7 +1,8 @@
 //! A hand-written reader for the plain JSON nearly every access token carries:
 //! strings without escapes, whole numbers, `true`/`false`/`null`, shallow objects
 //! and arrays. It reads the members the verifier checks in one pass over the bytes,
-//! about four times faster than serde_json's visitor machinery for a typical payload.
+//! without serde's visitor machinery: HS256 verification of a typical token takes
+//! about 200 ns less (1.56 → 1.37 µs in `benches/layer.rs`).
 //!
 //! It answers only where the answer cannot differ from serde_json's: anything
 //! outside that plain subset — an escape, a fraction or exponent, a number past
