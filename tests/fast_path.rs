@@ -316,6 +316,70 @@ fn the_attack_corpus_gets_the_same_answer_on_both_paths() {
     }
 }
 
+/// A token is base64url in three parts, or it is malformed, even when its
+/// signature is right: the characters are checked only once something fails, and
+/// something always does for such a token. The reason is the same as if they had
+/// been checked first.
+#[test]
+fn correctly_signed_tokens_with_bad_characters_are_malformed() {
+    let v = verifier();
+    let now = chrono::Utc::now();
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","kid":"hmac-HS256"}"#);
+    let body = URL_SAFE_NO_PAD.encode(payload(json!({ "plan": "pro" })).to_string());
+    let signed = |message: String| {
+        let sig = jsonwebtoken::crypto::sign(
+            message.as_bytes(),
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        format!("{message}.{sig}")
+    };
+    let good = signed(format!("{header}.{body}"));
+    assert!(assert_same(&v, &good, now).is_ok());
+    let (message, sig) = good.rsplit_once('.').unwrap();
+    for (token, detail) in [
+        (
+            signed(format!("{header}.{body}=")),
+            "the token has characters outside base64url and `.`",
+        ),
+        (
+            signed(format!("{header}=.{body}")),
+            "the token has characters outside base64url and `.`",
+        ),
+        (
+            signed(format!("{header}.{body}\u{e9}")),
+            "the token has characters outside base64url and `.`",
+        ),
+        (
+            format!("{message}.{sig}="),
+            "the token has characters outside base64url and `.`",
+        ),
+        (
+            signed(format!("{header}.{}.{}", &body[..8], &body[8..])),
+            "a JWT has three parts separated by `.`",
+        ),
+        (
+            format!("{message}.{sig}."),
+            "a JWT has three parts separated by `.`",
+        ),
+        (
+            format!("{message}+{sig}"),
+            "the token has characters outside base64url and `.`",
+        ),
+    ] {
+        assert_eq!(
+            assert_same(&v, &token, now),
+            Err("malformed_token"),
+            "{token}"
+        );
+        let fast = v.verify(&token, now).unwrap_err();
+        assert_eq!(fast.detail(), detail, "{token}");
+        let general = v.verify_general_path(&token, now).unwrap_err();
+        assert_eq!(general.detail(), detail, "{token}");
+    }
+}
+
 /// The Wycheproof JWS vectors: every HMAC vector gets the same answer on both paths;
 /// on any path, an `invalid` vector is never accepted and a `valid` one never fails
 /// its signature (it may still be refused as a JWT: these payloads are not claims).

@@ -13,7 +13,7 @@ use super::error::{TokenError, TokenErrorKind as Kind};
 use super::fast::{self, HotPayload, NumericDate};
 use super::keys::{KeyError, VerifyingKey};
 use super::keyset::{KeySet, Miss};
-use super::parsed::{HeaderMemo, HeaderScratch, Parsed, malformed};
+use super::parsed::{HeaderMemo, HeaderScratch, Parsed, malformed, refused_for};
 use crate::claims::{ClaimMember, Claims, ClaimsLocation, MemberValue};
 use crate::engine::TokenPart;
 
@@ -325,6 +325,15 @@ impl Verifier {
     }
 
     fn verify_uncached(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
+        self.verify_uncached_unrefined(token, now)
+            .map_err(|e| refused_for(token, e))
+    }
+
+    fn verify_uncached_unrefined(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<VerifiedToken, TokenError> {
         let mut scratch = HeaderScratch::new();
         let parsed = Parsed::new(token, self.0.max_len, &mut scratch, Some(&self.0.headers))?;
         self.check_header(&parsed)?;
@@ -346,10 +355,13 @@ impl Verifier {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<VerifiedToken, TokenError> {
-        let mut scratch = HeaderScratch::new();
-        let parsed = Parsed::new(token, self.0.max_len, &mut scratch, None)?;
-        self.check_header(&parsed)?;
-        self.verify_general(&parsed, now.timestamp())
+        let general = || {
+            let mut scratch = HeaderScratch::new();
+            let parsed = Parsed::new(token, self.0.max_len, &mut scratch, None)?;
+            self.check_header(&parsed)?;
+            self.verify_general(&parsed, now.timestamp())
+        };
+        general().map_err(|e| refused_for(token, e))
     }
 
     /// Like [`verify`](Self::verify), but when the token names a `kid` no loaded key
