@@ -29,6 +29,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
+use smol_str::SmolStr;
 
 use crate::engine::Notes;
 
@@ -78,11 +80,18 @@ impl<T> Claim<T> {
     }
 }
 
+/// A plan or role name as a claim gives it: inline up to 23 bytes (every name a
+/// policy is likely to have), so reading a token's claims allocates nothing for it.
+pub(crate) type Name = SmolStr;
+
+/// The role names: one inline (the usual single `role`), more on the heap.
+pub(crate) type Names = SmallVec<[Name; 1]>;
+
 /// The four subscription claims plus any custom ones.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Claims {
-    pub(crate) plan: Claim<Box<str>>,
-    pub(crate) roles: Claim<Vec<Box<str>>>,
+    pub(crate) plan: Claim<Name>,
+    pub(crate) roles: Claim<Names>,
     /// The instant the trial ends (exclusive), in unix seconds.
     pub(crate) trial_ends: Claim<i64>,
     pub(crate) seats: Claim<u64>,
@@ -284,25 +293,27 @@ impl Claims {
     }
 }
 
-fn read_plan(v: MemberValue<'_>) -> Claim<Box<str>> {
+fn read_plan(v: MemberValue<'_>) -> Claim<Name> {
     match v {
         MemberValue::Json(Value::Null) => Claim::Absent,
-        MemberValue::Str(s) if !s.trim().is_empty() => Claim::Valid(s.trim().into()),
+        MemberValue::Str(s) if !s.trim().is_empty() => Claim::Valid(Name::new(s.trim())),
         _ => Claim::Malformed,
     }
 }
 
-fn read_roles(v: MemberValue<'_>) -> Claim<Vec<Box<str>>> {
+fn read_roles(v: MemberValue<'_>) -> Claim<Names> {
     match v {
         MemberValue::Json(Value::Null) => Claim::Absent,
-        MemberValue::Str(s) if !s.trim().is_empty() => Claim::Valid(vec![s.trim().into()]),
+        MemberValue::Str(s) if !s.trim().is_empty() => {
+            Claim::Valid(smallvec::smallvec![Name::new(s.trim())])
+        }
         MemberValue::Json(Value::Array(items)) => {
             // All or nothing: keeping the readable half of a broken list could grant
             // more than the claim's author meant.
-            let mut roles = Vec::with_capacity(items.len());
+            let mut roles = Names::with_capacity(items.len());
             for item in items {
                 match item {
-                    Value::String(s) if !s.trim().is_empty() => roles.push(s.trim().into()),
+                    Value::String(s) if !s.trim().is_empty() => roles.push(Name::new(s.trim())),
                     _ => return Claim::Malformed,
                 }
             }

@@ -171,7 +171,9 @@ fn the_layer_allocates_little_per_request() {
         "layer allocations per request: cache hit {hit}, HS256 without cache {miss}, first use (verify + cache entry) {first}"
     );
     assert!(hit <= 3, "a cache hit made {hit} allocations");
-    assert!(miss <= 8, "an HS256 verification made {miss} allocations");
+    // The decoded payload, the verified token, and the Caller extension (its box,
+    // the extension map and its table); plan and role names are stored inline.
+    assert!(miss <= 5, "an HS256 verification made {miss} allocations");
 }
 
 /// The same in an axum router, against a layer that does nothing (any layer costs
