@@ -44,7 +44,16 @@ impl GateInner {
             Ok(None) => return self.finish(method, path, headers, now, Ok(None)).into(),
             Err(e) => return self.finish(method, path, headers, now, Err(e)).into(),
         };
-        match self.verifier.verify_at(token, now) {
+        if let Some(hit) = self.verifier.cached_at(token, now) {
+            return self
+                .finish(method, path, headers, now, Ok(Some(hit)))
+                .into();
+        }
+        let token = match token_text(token) {
+            Ok(t) => t,
+            Err(e) => return self.finish(method, path, headers, now, Err(e)).into(),
+        };
+        match self.verifier.verify_fresh_at(token, now) {
             Err(e) if self.verifier.may_refetch(&e) => Admission::Fetch(token.to_owned()),
             result => self
                 .finish(method, path, headers, now, result.map(Some))
@@ -130,12 +139,14 @@ impl From<Result<Admitted, Response<Full<Bytes>>>> for Admission {
     }
 }
 
-/// The bearer token: from exactly one `Authorization: Bearer` header (scheme in any
-/// case), else from the named cookie. `Ok(None)` when the request carries none.
+/// The bearer token's bytes: from exactly one `Authorization: Bearer` header
+/// (scheme in any case), else from the named cookie. `Ok(None)` when the request
+/// carries none. Bytes, because the token cache is asked first and a token it holds
+/// needs no other reading; [`token_text`] reads the rest.
 pub(crate) fn bearer_token<'h>(
     headers: &'h HeaderMap,
     cookie: Option<&str>,
-) -> Result<Option<&'h str>, TokenError> {
+) -> Result<Option<&'h [u8]>, TokenError> {
     let mut auth = headers.get_all(AUTHORIZATION).iter();
     if let Some(value) = auth.next() {
         if auth.next().is_some() {
@@ -167,12 +178,6 @@ pub(crate) fn bearer_token<'h>(
                 "the Bearer token is empty",
             ));
         }
-        let token = std::str::from_utf8(token).map_err(|_| {
-            TokenError::new(
-                Kind::MalformedToken,
-                "the Authorization header is not ASCII",
-            )
-        })?;
         return Ok(Some(token));
     }
     let Some(name) = cookie else { return Ok(None) };
@@ -184,7 +189,17 @@ pub(crate) fn bearer_token<'h>(
             "the token cookie appears more than once",
         ));
     }
-    Ok(found.filter(|v| !v.is_empty()))
+    Ok(found.filter(|v| !v.is_empty()).map(str::as_bytes))
+}
+
+/// A token's bytes as text, for the verifier (which then checks every character).
+fn token_text(token: &[u8]) -> Result<&str, TokenError> {
+    std::str::from_utf8(token).map_err(|_| {
+        TokenError::new(
+            Kind::MalformedToken,
+            "the Authorization header is not ASCII",
+        )
+    })
 }
 
 /// The values of every cookie called `name` in the request's `Cookie` headers
@@ -220,7 +235,7 @@ mod tests {
     fn bearer_scheme_is_case_insensitive() {
         for v in ["Bearer abc", "bearer abc", "BEARER  abc"] {
             let h = headers(&[("authorization", v)]);
-            assert_eq!(bearer_token(&h, None).unwrap(), Some("abc"), "{v}");
+            assert_eq!(bearer_token(&h, None).unwrap(), Some(&b"abc"[..]), "{v}");
         }
     }
 
@@ -231,17 +246,15 @@ mod tests {
             AUTHORIZATION,
             HeaderValue::from_bytes(b"Bearer \xc3(abc").unwrap(),
         );
-        assert_eq!(
-            bearer_token(&h, None).unwrap_err().kind(),
-            Kind::MalformedToken
-        );
+        let token = bearer_token(&h, None).unwrap().unwrap();
+        assert_eq!(token_text(token).unwrap_err().kind(), Kind::MalformedToken);
     }
 
     #[test]
     fn surrounding_whitespace_is_not_part_of_the_token() {
         for v in ["Bearer abc ", "Bearer   abc\t", " Bearer abc"] {
             let h = headers(&[("authorization", v)]);
-            assert_eq!(bearer_token(&h, None).unwrap(), Some("abc"), "{v:?}");
+            assert_eq!(bearer_token(&h, None).unwrap(), Some(&b"abc"[..]), "{v:?}");
         }
         let h = headers(&[("authorization", "Bearer\tabc")]);
         assert_eq!(
@@ -277,7 +290,10 @@ mod tests {
     fn the_cookie_is_read_only_when_configured_and_never_twice() {
         let h = headers(&[("cookie", "theme=dark; at=tok.en.sig")]);
         assert_eq!(bearer_token(&h, None).unwrap(), None);
-        assert_eq!(bearer_token(&h, Some("at")).unwrap(), Some("tok.en.sig"));
+        assert_eq!(
+            bearer_token(&h, Some("at")).unwrap(),
+            Some(&b"tok.en.sig"[..])
+        );
         let h = headers(&[("cookie", "at=a"), ("cookie", "at=b")]);
         assert_eq!(
             bearer_token(&h, Some("at")).unwrap_err().kind(),

@@ -69,7 +69,7 @@ struct Entry {
     bytes: usize,
 }
 
-type Shard = RwLock<HashMap<Box<str>, Entry, TailHash>>;
+type Shard = RwLock<HashMap<Box<[u8]>, Entry, TailHash>>;
 
 /// Hashes a token by its length and its last [`TAIL`] bytes only. Those bytes are
 /// signature bytes, as unpredictable as the whole token for every token that can be
@@ -117,12 +117,11 @@ impl TokenCache {
         }
     }
 
-    fn shard(&self, token: &str) -> &Shard {
+    fn shard(&self, token: &[u8]) -> &Shard {
         // A signature character (the next to last: the last may carry only a few
         // bits), as random as a hash for any token that can be stored, and no second
         // hash on top of the map's own.
-        let b = token.as_bytes();
-        let c = b.len().checked_sub(2).map_or(0, |i| b[i]);
+        let c = token.len().checked_sub(2).map_or(0, |i| token[i]);
         // Its base64 value (0–63), so each shard gets the same share of them.
         let sextet = match c {
             b'A'..=b'Z' => c - b'A',
@@ -138,7 +137,7 @@ impl TokenCache {
     /// (`generation`) and still valid at `now`.
     pub(crate) fn get(
         &self,
-        token: &str,
+        token: &[u8],
         now: i64,
         leeway: i64,
         generation: u64,
@@ -153,7 +152,7 @@ impl TokenCache {
     /// Remembers a token that just verified.
     pub(crate) fn insert(
         &self,
-        token: &str,
+        token: &[u8],
         verified: &VerifiedToken,
         now: i64,
         leeway: i64,
@@ -254,7 +253,7 @@ mod tests {
         let (mut before, mut worst_drop) = (0usize, 0usize);
         for i in 0..3_000 {
             let (token, t) = verified(T + 3_600 + i);
-            cache.insert(&token, &t, T, 0, 0);
+            cache.insert(token.as_bytes(), &t, T, 0, 0);
             let now = cache.len();
             assert!(now <= 1024, "{now}");
             worst_drop = worst_drop.max(before.saturating_sub(now));
@@ -272,7 +271,7 @@ mod tests {
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         for &c in alphabet {
             let token = format!("h.p.sig{}A", c as char);
-            let shard: *const Shard = cache.shard(&token);
+            let shard: *const Shard = cache.shard(token.as_bytes());
             let i = cache
                 .shards
                 .iter()
@@ -287,28 +286,28 @@ mod tests {
     fn an_entry_lives_no_longer_than_its_maximum_age() {
         let cache = TokenCache::new(CacheOptions::default().max_age(Duration::from_secs(60)));
         let (token, t) = verified(T + 3_600);
-        cache.insert(&token, &t, T, 0, 0);
-        assert!(cache.get(&token, T + 59, 0, 0).is_some());
-        assert!(cache.get(&token, T + 60, 0, 0).is_none());
+        cache.insert(token.as_bytes(), &t, T, 0, 0);
+        assert!(cache.get(token.as_bytes(), T + 59, 0, 0).is_some());
+        assert!(cache.get(token.as_bytes(), T + 60, 0, 0).is_none());
     }
 
     #[test]
     fn an_entry_lives_no_longer_than_its_token() {
         let cache = TokenCache::new(CacheOptions::default());
         let (token, t) = verified(T + 10);
-        cache.insert(&token, &t, T, 0, 0);
-        assert!(cache.get(&token, T + 9, 0, 0).is_some());
-        assert!(cache.get(&token, T + 10, 0, 0).is_none());
+        cache.insert(token.as_bytes(), &t, T, 0, 0);
+        assert!(cache.get(token.as_bytes(), T + 9, 0, 0).is_some());
+        assert!(cache.get(token.as_bytes(), T + 10, 0, 0).is_none());
     }
 
     #[test]
     fn an_entry_from_an_older_key_set_is_not_used() {
         let cache = TokenCache::new(CacheOptions::default());
         let (token, t) = verified(T + 3_600);
-        cache.insert(&token, &t, T, 0, 7);
-        assert!(cache.get(&token, T + 1, 0, 7).is_some());
+        cache.insert(token.as_bytes(), &t, T, 0, 7);
+        assert!(cache.get(token.as_bytes(), T + 1, 0, 7).is_some());
         // The JWKS was fetched again: generation 8.
-        assert!(cache.get(&token, T + 1, 0, 8).is_none());
+        assert!(cache.get(token.as_bytes(), T + 1, 0, 8).is_none());
     }
 
     #[test]
@@ -317,18 +316,18 @@ mod tests {
         let tail = "x".repeat(TAIL);
         // Same length, same tail: the same hash…
         assert_eq!(
-            h.hash_one(format!("a{tail}").as_str()),
-            h.hash_one(format!("b{tail}").as_str())
+            h.hash_one(format!("a{tail}").as_bytes()),
+            h.hash_one(format!("b{tail}").as_bytes())
         );
         // …but not the same entry.
         let cache = TokenCache::new(CacheOptions::default());
         let (token, t) = verified(T + 3_600);
-        cache.insert(&token, &t, T, 0, 0);
+        cache.insert(token.as_bytes(), &t, T, 0, 0);
         let mut twin = token.clone().into_bytes();
         twin[0] = if twin[0] == b'e' { b'f' } else { b'e' };
         let twin = String::from_utf8(twin).unwrap();
-        assert_eq!(h.hash_one(token.as_str()), h.hash_one(twin.as_str()));
-        assert!(cache.get(&twin, T + 1, 0, 0).is_none());
-        assert!(cache.get(&token, T + 1, 0, 0).is_some());
+        assert_eq!(h.hash_one(token.as_bytes()), h.hash_one(twin.as_bytes()));
+        assert!(cache.get(twin.as_bytes(), T + 1, 0, 0).is_none());
+        assert!(cache.get(token.as_bytes(), T + 1, 0, 0).is_some());
     }
 }

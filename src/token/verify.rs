@@ -297,16 +297,35 @@ impl Verifier {
     /// [`verify`](Self::verify) at `now` in unix seconds (what the layer calls: it
     /// never needs a calendar date).
     pub(crate) fn verify_at(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
-        // Read first on every call: it also starts a JWKS refresh that is due.
-        let generation = self.key_generation();
-        let Some(cache) = &self.0.cache else {
-            return self.verify_uncached(token, now);
-        };
-        if let Some(hit) = cache.get(token, now, self.0.leeway, generation) {
-            return Ok(hit);
+        match self.cached_at(token.as_bytes(), now) {
+            Some(hit) => Ok(hit),
+            None => self.verify_fresh_at(token, now),
         }
+    }
+
+    /// The cache's verification of `token`, if it holds one that is valid at `now`.
+    /// Takes the token's bytes: the layer looks a token up before it reads it as
+    /// text, since a token found here needs no other check.
+    pub(crate) fn cached_at(&self, token: &[u8], now: i64) -> Option<VerifiedToken> {
+        let cache = self.0.cache.as_ref()?;
+        cache.get(token, now, self.0.leeway, self.key_generation())
+    }
+
+    /// Verifies without looking in the cache, and stores the token there when it
+    /// verifies.
+    pub(crate) fn verify_fresh_at(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<VerifiedToken, TokenError> {
+        // Read first on every call (it also starts a JWKS refresh that is due), and
+        // before verifying, so an entry is never tagged with a newer key set than
+        // the one that verified it.
+        let generation = self.key_generation();
         let verified = self.verify_uncached(token, now)?;
-        cache.insert(token, &verified, now, self.0.leeway, generation);
+        if let Some(cache) = &self.0.cache {
+            cache.insert(token.as_bytes(), &verified, now, self.0.leeway, generation);
+        }
         Ok(verified)
     }
 
