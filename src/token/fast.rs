@@ -272,22 +272,26 @@ pub(crate) struct HotPayload<'a> {
     pub iat: Option<NumericDate>,
     pub iss: Option<Member<'a>>,
     pub aud: Option<Member<'a>>,
-    /// The subscription claims under the claims key (the nested location); empty
-    /// when there are none.
-    pub claims: Claims,
 }
 
 impl<'a> HotPayload<'a> {
-    /// Reads a payload whose subscription claims sit under `claims_key`. `Err` when
-    /// it is not a JSON object (or not JSON). Plain JSON — nearly every payload — is
-    /// read by [`super::scan`]; the rest by serde_json.
+    /// Reads a payload whose subscription claims sit under `claims_key`, those into
+    /// `claims` (left empty when there are none: written in place, as they are the
+    /// bulk of what is read). `Err` when it is not a JSON object (or not JSON).
+    /// Plain JSON — nearly every payload — is read by [`super::scan`]; the rest by
+    /// serde_json.
     pub(crate) fn parse(
         json: &'a str,
         claims_key: &str,
+        claims: &mut Claims,
     ) -> Result<HotPayload<'a>, serde_json::Error> {
-        match super::scan::hot_payload(json, claims_key) {
+        match super::scan::hot_payload(json, claims_key, claims) {
             Some(p) => Ok(p),
-            None => Self::parse_with_serde(json, claims_key),
+            None => {
+                // The scanner may have read some claims before it gave up.
+                *claims = Claims::default();
+                Self::parse_with_serde(json, claims_key, claims)
+            }
         }
     }
 
@@ -296,11 +300,13 @@ impl<'a> HotPayload<'a> {
     pub(crate) fn parse_with_serde(
         json: &'a str,
         claims_key: &str,
+        claims: &mut Claims,
     ) -> Result<HotPayload<'a>, serde_json::Error> {
-        struct V<'k> {
+        struct V<'k, 'c> {
             claims_key: &'k str,
+            claims: &'c mut Claims,
         }
-        impl<'de> Visitor<'de> for V<'_> {
+        impl<'de> Visitor<'de> for V<'_, '_> {
             type Value = HotPayload<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
@@ -317,8 +323,8 @@ impl<'a> HotPayload<'a> {
                         "aud" => p.aud = Some(map.next_value()?),
                         k if k == self.claims_key => {
                             // A repeated claims member: the last one counts, whole.
-                            p.claims = Claims::default();
-                            map.next_value_seed(ClaimsInto(&mut p.claims))?;
+                            *self.claims = Claims::default();
+                            map.next_value_seed(ClaimsInto(self.claims))?;
                         }
                         _ => {
                             map.next_value::<Skip>()?;
@@ -329,7 +335,7 @@ impl<'a> HotPayload<'a> {
             }
         }
         let mut de = serde_json::Deserializer::from_str(json);
-        let p = de.deserialize_map(V { claims_key })?;
+        let p = de.deserialize_map(V { claims_key, claims })?;
         de.end()?;
         Ok(p)
     }

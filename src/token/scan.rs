@@ -32,7 +32,11 @@ const MAX_DEPTH: u32 = 16;
 const MAX_DIGITS: usize = 19;
 
 /// Reads `json` as [`HotPayload::parse`] does, or `None` when it is not plain JSON.
-pub(crate) fn hot_payload<'a>(json: &'a str, claims_key: &str) -> Option<HotPayload<'a>> {
+pub(crate) fn hot_payload<'a>(
+    json: &'a str,
+    claims_key: &str,
+    claims: &mut Claims,
+) -> Option<HotPayload<'a>> {
     let mut s = Scanner { text: json, i: 0 };
     let mut p = HotPayload::default();
     s.expect(b'{')?;
@@ -48,8 +52,8 @@ pub(crate) fn hot_payload<'a>(json: &'a str, claims_key: &str) -> Option<HotPayl
                 "aud" => p.aud = Some(s.member(1)?),
                 k if k == claims_key => {
                     // A repeated claims member: the last one counts, whole.
-                    p.claims = Claims::default();
-                    s.claims(&mut p.claims)?;
+                    *claims = Claims::default();
+                    s.claims(claims)?;
                 }
                 _ => s.skip(1)?,
             }
@@ -312,27 +316,35 @@ mod tests {
         Claims,
     );
 
-    fn found(p: HotPayload<'_>) -> Found {
+    fn found(p: HotPayload<'_>, claims: Claims) -> Found {
         (
             p.exp,
             p.nbf,
             p.iat,
             p.iss.map(Member::into_value),
             p.aud.map(Member::into_value),
-            p.claims,
+            claims,
         )
     }
 
+    fn here(json: &str) -> Option<Found> {
+        let mut claims = Claims::default();
+        let p = hot_payload(json, "claims", &mut claims)?;
+        Some(found(p, claims))
+    }
+
     fn by_serde(json: &str) -> Option<Found> {
-        HotPayload::parse_with_serde(json, "claims").ok().map(found)
+        let mut claims = Claims::default();
+        let p = HotPayload::parse_with_serde(json, "claims", &mut claims).ok()?;
+        Some(found(p, claims))
     }
 
     const TYPICAL: &str = r#"{"sub":"usr_8f2a41","email":"ada@example.com","iss":"http://127.0.0.1:8080","aud":"tiergate-demo","iat":1800000000,"exp":1800003600,"jti":"b7d1e0f4a9c2","claims":{"plan":"pro","role":"admin","trial_ends":"2026-04-15","seats":"5"}}"#;
 
     #[test]
     fn a_typical_payload_is_read_here_and_reads_as_serde_reads_it() {
-        let here = hot_payload(TYPICAL, "claims").expect("plain JSON");
-        assert_eq!(Some(found(here)), by_serde(TYPICAL));
+        let read = here(TYPICAL).expect("plain JSON");
+        assert_eq!(Some(read), by_serde(TYPICAL));
     }
 
     #[test]
@@ -354,7 +366,7 @@ mod tests {
             "\u{feff}{}",
             r#"{"a":[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}"#,
         ] {
-            assert!(hot_payload(json, "claims").is_none(), "{json}");
+            assert!(here(json).is_none(), "{json}");
         }
     }
 
@@ -460,8 +472,8 @@ mod tests {
         /// Wherever this reader answers, serde_json answers the same.
         #[test]
         fn reads_as_serde_json_wherever_it_answers(json in payload()) {
-            if let Some(here) = hot_payload(&json, "claims") {
-                prop_assert_eq!(Some(found(here)), by_serde(&json), "{}", json);
+            if let Some(read) = here(&json) {
+                prop_assert_eq!(Some(read), by_serde(&json), "{}", json);
             }
         }
 
@@ -476,9 +488,9 @@ mod tests {
                 .collect();
             body.push(r#""claims":{"plan":"pro","seats":5}"#.to_owned());
             let json = format!("{{{}}}", body.join(","));
-            let here = hot_payload(&json, "claims");
-            prop_assert!(here.is_some(), "{}", json);
-            prop_assert_eq!(here.map(found), by_serde(&json));
+            let read = here(&json);
+            prop_assert!(read.is_some(), "{}", json);
+            prop_assert_eq!(read, by_serde(&json));
         }
     }
 }

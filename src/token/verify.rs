@@ -480,7 +480,8 @@ impl Verifier {
         // Invalid UTF-8 anywhere makes the general path's parse fail too.
         let text =
             std::str::from_utf8(&raw).map_err(|_| malformed("the payload is not valid JSON"))?;
-        let mut hot = HotPayload::parse(text, claims_key).map_err(|e| {
+        let mut claims = Claims::default();
+        let hot = HotPayload::parse(text, claims_key, &mut claims).map_err(|e| {
             malformed(if e.is_data() {
                 "the payload is not a JSON object"
             } else {
@@ -488,7 +489,6 @@ impl Verifier {
             })
         })?;
         let times = self.check_registered(&Registered::from_hot(&hot), now)?;
-        let claims = std::mem::take(&mut hot.claims);
         drop(hot);
         Ok(VerifiedToken::new(
             OnceLock::new(),
