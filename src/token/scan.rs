@@ -27,10 +27,6 @@ use crate::claims::{ClaimMembers, Claims};
 /// below serde_json's own limit (128), so nothing accepted here is refused there.
 const MAX_DEPTH: u32 = 16;
 
-/// The digits of `i64::MAX`: longer numbers are not read here (shorter ones past
-/// `i64` are caught as they are read).
-const MAX_DIGITS: usize = 19;
-
 /// Reads `json` as [`HotPayload::parse`] does, or `None` when it is not plain JSON.
 pub(crate) fn hot_payload<'a>(
     json: &'a str,
@@ -164,30 +160,30 @@ impl<'a> Scanner<'a> {
     }
 
     /// A whole number that fits an `i64` (but not its minimum), without a leading zero
-    /// (but `0` itself), not `-0`, and not followed by a fraction or exponent.
+    /// (but `0` itself), not `-0`, and not followed by a fraction or exponent: read
+    /// in one pass, digit by digit.
     fn integer(&mut self) -> Option<i64> {
-        let negative = self.bytes().get(self.i) == Some(&b'-');
+        let b = self.bytes();
+        let negative = b.get(self.i) == Some(&b'-');
         let start = self.i + usize::from(negative);
-        let digits = self.bytes()[start..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let text = &self.bytes()[start..start + digits];
-        let ok = match text {
-            [] => false,
-            [b'0'] => !negative,
-            [b'0', ..] => false,
-            _ => digits <= MAX_DIGITS,
+        let mut end = start;
+        let mut magnitude: i64 = 0;
+        while let Some(&d) = b.get(end).filter(|d| d.is_ascii_digit()) {
+            // Past `i64` (in either direction) serde_json reads it as `u64` or `f64`.
+            magnitude = magnitude
+                .checked_mul(10)?
+                .checked_add(i64::from(d - b'0'))?;
+            end += 1;
+        }
+        let ok = match end - start {
+            0 => false,
+            1 => !(negative && magnitude == 0),
+            _ => b[start] != b'0',
         };
-        let next = self.bytes().get(start + digits);
-        if !ok || matches!(next, Some(b'.' | b'e' | b'E')) {
+        if !ok || matches!(b.get(end), Some(b'.' | b'e' | b'E')) {
             return None;
         }
-        // Past `i64` (in either direction) serde_json reads it as `u64` or `f64`.
-        let magnitude = text.iter().try_fold(0i64, |n, &d| {
-            n.checked_mul(10)?.checked_add(i64::from(d - b'0'))
-        })?;
-        self.i = start + digits;
+        self.i = end;
         Some(if negative { -magnitude } else { magnitude })
     }
 
