@@ -71,6 +71,9 @@ for alg in ("HS256", "EdDSA", "RS256"):
     dec = m(f"layer/floor_jsonwebtoken_decode/{alg}")
     what = "HMAC-SHA256" if alg == "HS256" else "signature check"
     print(f"| verify a {alg} token (no cache) | {shown(ours)} | {shown(floor)} ({what}; tiergate = {ratio(ours, floor)}) | {shown(dec)} (tiergate = {ratio(ours, dec)}) | – | – |")
+if m("layer/floor_signature_aws_lc/HS256"):
+    a = m("layer/floor_signature_aws_lc/HS256")
+    print(f"| bare HMAC-SHA256 of the same token with aws-lc (beside the RustCrypto floor above) | | {shown(a)} | | – | – |")
 if m("layer/verify_general_path/HS256"):
     g = m("layer/verify_general_path/HS256")
     print(f"| verify HS256, general path (what the fast path replaces) | {shown(g)} | | {shown(m('layer/floor_jsonwebtoken_decode/HS256'))} | – | – |")

@@ -3,10 +3,11 @@
 //!
 //! `jsonwebtoken` rebuilds the HMAC key schedule for every token, and the general
 //! path parses the whole payload into a `serde_json::Map` (an allocation per member)
-//! before looking at five of its members. Here the key schedule is computed once per
-//! key, the signature is decoded onto the stack, and the payload is read in one pass
-//! that keeps only `exp`, `nbf`, `iat`, `iss`, `aud` and the claims object; the full
-//! payload is parsed later, only if a handler asks for it. The differential tests
+//! before looking at five of its members. Here the key's HMAC states are computed
+//! once per key ([`super::hmac_key`]), the signature is decoded onto the stack, and
+//! the payload is read in one pass ([`super::scan`] for plain JSON, serde_json for
+//! the rest) that keeps only `exp`, `nbf`, `iat`, `iss`, `aud` and the claims object;
+//! the full payload is parsed later, only if a handler asks for it. The differential tests
 //! (`tests/fast_path.rs`) hold both paths to the same answers and reasons.
 
 use std::borrow::Cow;

@@ -3,13 +3,17 @@
 //! A [`Verifier`] checks, in this order, refusing at the first problem with a stable
 //! [`TokenErrorKind`] code:
 //!
-//! 1. size (8 KiB by default) and alphabet (base64url and `.` only), before decoding;
+//! 1. size (8 KiB by default) and form: three parts in base64url. A token with any
+//!    other character, or another number of dots, is refused as malformed whatever
+//!    else is wrong with it (checked once something fails: every segment is decoded
+//!    strictly, so a token that verifies cannot break the form);
 //! 2. the header: `alg: none` in any casing is refused, `crit` is refused, `typ` is
 //!    checked when configured (`at+jwt`, RFC 9068); `jku`, `x5u`, `jwk` and `x5c` are
 //!    never read, so a token cannot choose its own key;
 //! 3. the key: by `kid`, and only keys bound to the header's `alg` (each key verifies
 //!    exactly one algorithm, which defeats algorithm confusion);
-//! 4. the signature (aws-lc through `jsonwebtoken::crypto`);
+//! 4. the signature (aws-lc through `jsonwebtoken::crypto`; HMAC from the key's
+//!    precomputed states with RustCrypto's `hmac`);
 //! 5. `exp` (required), `nbf`, `iat` with leeway, against the caller's clock; `iss`
 //!    and `aud` are **required** when configured — a token that omits them is refused.
 //!
