@@ -82,18 +82,23 @@ fn forge_text(header: &str, payload: &str, key: &[u8]) -> String {
 
 /// Signs any payload bytes, valid UTF-8 or not.
 fn forge_bytes(header: &str, payload: &[u8], key: &[u8]) -> String {
-    let msg = format!(
+    let message = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header),
         URL_SAFE_NO_PAD.encode(payload)
     );
+    sign_message(message, key)
+}
+
+/// `message` with its HS256 signature appended, whatever characters it has.
+fn sign_message(message: String, key: &[u8]) -> String {
     let sig = jsonwebtoken::crypto::sign(
-        msg.as_bytes(),
+        message.as_bytes(),
         &jsonwebtoken::EncodingKey::from_secret(key),
         Algorithm::HS256,
     )
     .unwrap();
-    format!("{msg}.{sig}")
+    format!("{message}.{sig}")
 }
 
 /// JSON texts for one member's value, including the awkward ones.
@@ -326,15 +331,7 @@ fn correctly_signed_tokens_with_bad_characters_are_malformed() {
     let now = chrono::Utc::now();
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","kid":"hmac-HS256"}"#);
     let body = URL_SAFE_NO_PAD.encode(payload(json!({ "plan": "pro" })).to_string());
-    let signed = |message: String| {
-        let sig = jsonwebtoken::crypto::sign(
-            message.as_bytes(),
-            &jsonwebtoken::EncodingKey::from_secret(SECRET),
-            Algorithm::HS256,
-        )
-        .unwrap();
-        format!("{message}.{sig}")
-    };
+    let signed = |message: String| sign_message(message, SECRET);
     let good = signed(format!("{header}.{body}"));
     assert!(assert_same(&v, &good, now).is_ok());
     let (message, sig) = good.rsplit_once('.').unwrap();
