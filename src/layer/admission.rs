@@ -44,7 +44,8 @@ impl GateInner {
             Ok(None) => return self.finish(method, path, headers, now, Ok(None)).into(),
             Err(e) => return self.finish(method, path, headers, now, Err(e)).into(),
         };
-        if let Some(hit) = self.verifier.cached_at(token, now) {
+        let generation = self.verifier.key_generation();
+        if let Some(hit) = self.verifier.cached_at(token, now, generation) {
             return self
                 .finish(method, path, headers, now, Ok(Some(hit)))
                 .into();
@@ -53,7 +54,7 @@ impl GateInner {
             Ok(t) => t,
             Err(e) => return self.finish(method, path, headers, now, Err(e)).into(),
         };
-        match self.verifier.verify_fresh_at(token, now) {
+        match self.verifier.verify_fresh_at(token, now, generation) {
             Err(e) if self.verifier.may_refetch(&e) => Admission::Fetch(token.to_owned()),
             result => self
                 .finish(method, path, headers, now, result.map(Some))

@@ -297,31 +297,36 @@ impl Verifier {
     /// [`verify`](Self::verify) at `now` in unix seconds (what the layer calls: it
     /// never needs a calendar date).
     pub(crate) fn verify_at(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
-        match self.cached_at(token.as_bytes(), now) {
+        let generation = self.key_generation();
+        match self.cached_at(token.as_bytes(), now, generation) {
             Some(hit) => Ok(hit),
-            None => self.verify_fresh_at(token, now),
+            None => self.verify_fresh_at(token, now, generation),
         }
     }
 
-    /// The cache's verification of `token`, if it holds one that is valid at `now`.
-    /// Takes the token's bytes: the layer looks a token up before it reads it as
-    /// text, since a token found here needs no other check.
-    pub(crate) fn cached_at(&self, token: &[u8], now: i64) -> Option<VerifiedToken> {
+    /// The cache's verification of `token`, if it holds one made with key set
+    /// `generation` that is valid at `now`. Takes the token's bytes: the layer looks a
+    /// token up before it reads it as text, since a token found here needs no other
+    /// check.
+    pub(crate) fn cached_at(
+        &self,
+        token: &[u8],
+        now: i64,
+        generation: u64,
+    ) -> Option<VerifiedToken> {
         let cache = self.0.cache.as_ref()?;
-        cache.get(token, now, self.0.leeway, self.key_generation())
+        cache.get(token, now, self.0.leeway, generation)
     }
 
     /// Verifies without looking in the cache, and stores the token there when it
-    /// verifies.
+    /// verifies, tagged with `generation` (read before verifying, so an entry is never
+    /// tagged with a newer key set than the one that verified it).
     pub(crate) fn verify_fresh_at(
         &self,
         token: &str,
         now: i64,
+        generation: u64,
     ) -> Result<VerifiedToken, TokenError> {
-        // Read first on every call (it also starts a JWKS refresh that is due), and
-        // before verifying, so an entry is never tagged with a newer key set than
-        // the one that verified it.
-        let generation = self.key_generation();
         let verified = self.verify_uncached(token, now)?;
         if let Some(cache) = &self.0.cache {
             cache.insert(token.as_bytes(), &verified, now, self.0.leeway, generation);
@@ -329,8 +334,10 @@ impl Verifier {
         Ok(verified)
     }
 
-    /// Which key set verified a cached token: a JWKS refetch starts a new one.
-    fn key_generation(&self) -> u64 {
+    /// Which key set is current, for tagging cache entries (a JWKS refetch starts a
+    /// new one). Read once per request, first: it also starts a JWKS refresh that is
+    /// due.
+    pub(crate) fn key_generation(&self) -> u64 {
         #[cfg(feature = "jwks")]
         if let Some(j) = &self.0.jwks {
             return j.current_generation();
@@ -343,27 +350,24 @@ impl Verifier {
         self.0.cache.as_ref().map_or(0, TokenCache::len)
     }
 
+    /// Verifies (fast path for HMAC with nested claims, general path otherwise). A
+    /// failure's reason goes through [`refused_for`], which puts a malformed token's
+    /// reason first, as on the general path.
     fn verify_uncached(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
-        self.verify_uncached_unrefined(token, now)
-            .map_err(|e| refused_for(token, e))
-    }
-
-    fn verify_uncached_unrefined(
-        &self,
-        token: &str,
-        now: i64,
-    ) -> Result<VerifiedToken, TokenError> {
-        let mut scratch = HeaderScratch::new();
-        let parsed = Parsed::new(token, self.0.max_len, &mut scratch, Some(&self.0.headers))?;
-        self.check_header(&parsed)?;
-        let verified = match &self.0.location {
-            ClaimsLocation::Nested(key) if parsed.alg.family() == AlgorithmFamily::Hmac => {
-                self.verify_fast(&parsed, now, key)
-            }
-            _ => self.verify_general(&parsed, now),
-        }?;
-        self.0.headers.remember(&parsed);
-        Ok(verified)
+        let verify = || {
+            let mut scratch = HeaderScratch::new();
+            let parsed = Parsed::new(token, self.0.max_len, &mut scratch, Some(&self.0.headers))?;
+            self.check_header(&parsed)?;
+            let verified = match &self.0.location {
+                ClaimsLocation::Nested(key) if parsed.alg.family() == AlgorithmFamily::Hmac => {
+                    self.verify_fast(&parsed, now, key)
+                }
+                _ => self.verify_general(&parsed, now),
+            }?;
+            self.0.headers.remember(&parsed);
+            Ok(verified)
+        };
+        verify().map_err(|e| refused_for(token, e))
     }
 
     /// Verifies on the general path only, never the HMAC fast path: for the
