@@ -220,12 +220,10 @@ impl<'t, 'h> Parsed<'t, 'h> {
         // signature, so neither search crosses the payload. A dot between them, or
         // any character outside base64url, fails a segment's decoding later; see
         // [`refused_for`] for the reason that is then given.
-        let (Some(first), Some(last)) = (token.find('.'), token.rfind('.')) else {
-            return Err(three_parts());
+        let (first, last) = match (token.find('.'), token.rfind('.')) {
+            (Some(first), Some(last)) if first < last => (first, last),
+            _ => return Err(three_parts()),
         };
-        if first == last {
-            return Err(three_parts());
-        }
         let (h, payload, signature) =
             (&token[..first], &token[first + 1..last], &token[last + 1..]);
         if h.is_empty() || payload.is_empty() {
