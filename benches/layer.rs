@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::hint::black_box;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -310,5 +311,122 @@ fn bench_service(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_service, bench_layer);
+/// Times `iters` calls of `plain` and of `gated`, interleaved in batches of 32, and
+/// returns what `gated` took beyond `plain`.
+///
+/// The `service` and `layer` groups time each variant in its own benchmark, a few
+/// seconds apart; on a shared machine whose speed drifts by 10–30% over minutes, the
+/// difference of two such medians carries that drift. Here both run in every sample,
+/// a few microseconds apart, so a drift slows both alike and cancels.
+fn paired(iters: u64, mut plain: impl FnMut(), mut gated: impl FnMut()) -> Duration {
+    const BATCH: u64 = 32;
+    let (mut without, mut with) = (Duration::ZERO, Duration::ZERO);
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(BATCH);
+        let t = Instant::now();
+        for _ in 0..n {
+            plain();
+        }
+        without += t.elapsed();
+        let t = Instant::now();
+        for _ in 0..n {
+            gated();
+        }
+        with += t.elapsed();
+        left -= n;
+    }
+    with.saturating_sub(without)
+}
+
+/// What the layer adds, paired in time (see [`paired`]): around the do-nothing
+/// service (`alone_*`) and in an axum router (`axum_*`), on a cache miss and a hit.
+fn bench_added(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let policy = Policy::from_yaml(tiergate::EXAMPLE_POLICY).unwrap();
+    let mut group = c.benchmark_group("added");
+    for case in cases() {
+        let name = format!("{:?}", case.alg);
+        let bearer = format!("Bearer {}", case.token);
+        let bare_request = || {
+            Request::builder()
+                .uri("/api/dashboard")
+                .header("authorization", &bearer)
+                .body(())
+                .unwrap()
+        };
+        let gated = |cache| tower::Layer::layer(&gate(&policy, &case, cache).layer(), Nothing);
+        let (mut plain, mut uncached, mut cached) =
+            (Nothing, gated(None), gated(Some(CacheOptions::default())));
+        for (variant, svc) in [("alone_miss", &mut uncached), ("alone_hit", &mut cached)] {
+            assert_eq!(call_now(svc, bare_request()), 200, "{name}");
+            group.bench_function(BenchmarkId::new(variant, &name), |b| {
+                b.iter_custom(|iters| {
+                    paired(
+                        iters,
+                        || {
+                            black_box(call_now(&mut plain, bare_request()));
+                        },
+                        || {
+                            black_box(call_now(svc, bare_request()));
+                        },
+                    )
+                })
+            });
+        }
+
+        let router_plain = router();
+        for (variant, cache) in [
+            ("axum_miss", None),
+            ("axum_hit", Some(CacheOptions::default())),
+        ] {
+            let app = router().layer(gate(&policy, &case, cache).layer());
+            let res = rt.block_on(app.clone().oneshot(request(&bearer))).unwrap();
+            assert_eq!(res.status(), 200, "{name}");
+            group.bench_function(BenchmarkId::new(variant, &name), |b| {
+                b.iter_custom(|iters| {
+                    paired(
+                        iters,
+                        || {
+                            drop(black_box(
+                                rt.block_on(router_plain.clone().oneshot(request(&bearer))),
+                            ))
+                        },
+                        || {
+                            drop(black_box(
+                                rt.block_on(app.clone().oneshot(request(&bearer))),
+                            ))
+                        },
+                    )
+                })
+            });
+        }
+        if name == "HS256" {
+            // What axum charges for any layer (see the `layer` group's `with_noop_layer`).
+            let noop = router().layer(tower::util::MapRequestLayer::new(|r: Request<Body>| r));
+            group.bench_function("axum_noop_layer", |b| {
+                b.iter_custom(|iters| {
+                    paired(
+                        iters,
+                        || {
+                            drop(black_box(
+                                rt.block_on(router_plain.clone().oneshot(request(&bearer))),
+                            ))
+                        },
+                        || {
+                            drop(black_box(
+                                rt.block_on(noop.clone().oneshot(request(&bearer))),
+                            ))
+                        },
+                    )
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_service, bench_layer, bench_added);
 criterion_main!(benches);

@@ -2,7 +2,10 @@
 """Prints the median of every criterion benchmark under target/criterion, then the
 README's performance table for benches/engine.rs.
 
-Criterion's console line shows the mean; the README's tables use medians.
+Criterion's console line shows the mean; the README's tables use medians. The
+`added/*` rows are the layer's cost measured in pairs (with and without it in the
+same samples, see `paired` in benches/layer.rs), steadier than the difference of two
+separately timed medians on a machine whose speed drifts.
 Usage: cargo bench --bench engine --bench layer && python3 benches/medians.py
 """
 import glob
@@ -88,6 +91,16 @@ for group, miss_label, hit_label in (
             continue
         print(f"| {miss_label.format(alg=alg)} | {shown(miss - plain)} | | {shown(dec + eng)} with the engine (tiergate = {ratio(miss - plain, dec + eng)}) | – | – |")
         print(f"| {hit_label.format(alg=alg)} | {shown(hit - plain)} | | (tiergate = {ratio(hit - plain, dec + eng)}) | – | – |")
+for alg in ("HS256", "EdDSA", "RS256"):
+    dec, eng = m(f"layer/floor_jsonwebtoken_decode/{alg}"), m("layer/floor_engine_decision")
+    for where, label in (("alone", "the layer alone"), ("axum", "in an axum router")):
+        miss, hit = m(f"added/{where}_miss/{alg}"), m(f"added/{where}_hit/{alg}")
+        if None in (miss, hit, dec, eng):
+            continue
+        print(f"| paired: {label}, {alg}, cache miss | {shown(miss)} | | {shown(dec + eng)} with the engine (tiergate = {ratio(miss, dec + eng)}) | – | – |")
+        print(f"| paired: {label}, {alg}, cache hit | {shown(hit)} | | (tiergate = {ratio(hit, dec + eng)}) | – | – |")
+if m("added/axum_noop_layer"):
+    print(f"| paired: a do-nothing layer in an axum router | {shown(m('added/axum_noop_layer'))} | | | – | – |")
 for routes in (10, 100, 1000):
     ours = m(f"decision/tiergate_3_plans/{routes}")
     ced = m(f"cedar/is_authorized/{routes}")
