@@ -38,6 +38,7 @@
 
 mod admission;
 mod caller;
+mod clock;
 #[cfg(feature = "server")]
 pub(crate) use admission::cookie_values;
 #[cfg(feature = "server")]
@@ -49,7 +50,6 @@ mod service;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 use tower_layer::Layer;
@@ -82,14 +82,11 @@ pub(crate) struct GateInner {
 
 impl GateInner {
     /// "Now" in unix seconds, all a decision needs: the system clock is read without
-    /// a detour through a calendar date.
+    /// a detour through a calendar date (see [`clock`]).
     pub(crate) fn now_secs(&self) -> i64 {
         match &self.clock {
             Some(clock) => clock().timestamp(),
-            None => match SystemTime::now().duration_since(UNIX_EPOCH) {
-                Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-                Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
-            },
+            None => clock::unix_secs(),
         }
     }
 }
