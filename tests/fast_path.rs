@@ -275,6 +275,21 @@ fn a_valid_token_is_accepted_by_both_with_the_same_claims() {
     assert_eq!(got["custom"], json!({ "team": "red" }));
 }
 
+/// The fast path keeps payloads of up to 384 bytes inside the token's allocation and
+/// longer ones beside it: payloads on both sides of that line (and far past it) read
+/// the same on both paths, whole.
+#[test]
+fn payloads_short_and_long_read_the_same_on_both_paths() {
+    let v = shared_verifier();
+    for len in [0, 100, 150, 160, 170, 180, 200, 400, 3000] {
+        let note = "n".repeat(len);
+        let token = hs256(json!({ "plan": "pro", "note": note }));
+        let got = assert_same(v, &token, chrono::Utc::now()).unwrap();
+        assert_eq!(got["custom"]["note"], note.as_str(), "{len}");
+        assert_eq!(got["payload"]["claims"]["note"], note.as_str(), "{len}");
+    }
+}
+
 #[test]
 fn the_attack_corpus_gets_the_same_answer_on_both_paths() {
     let v = verifier();

@@ -9,7 +9,7 @@ use base64_simd::{AsOut, URL_SAFE_NO_PAD};
 /// Decodes `segment` into the front of `out`; the decoded length, or `None` when
 /// the segment is not base64url or does not fit.
 pub(crate) fn decode_into(segment: &str, out: &mut [u8]) -> Option<usize> {
-    let n = URL_SAFE_NO_PAD.decoded_length(segment.as_bytes()).ok()?;
+    let n = decoded_len(segment)?;
     let out = out.get_mut(..n)?;
     URL_SAFE_NO_PAD
         .decode(segment.as_bytes(), out.as_out())
@@ -17,9 +17,15 @@ pub(crate) fn decode_into(segment: &str, out: &mut [u8]) -> Option<usize> {
         .map(|d| d.len())
 }
 
+/// How many bytes `segment` decodes to, or `None` when no base64url segment is that
+/// long (the characters are checked by the decoding itself).
+pub(crate) fn decoded_len(segment: &str) -> Option<usize> {
+    URL_SAFE_NO_PAD.decoded_length(segment.as_bytes()).ok()
+}
+
 /// Decodes `segment` into a buffer of exactly its decoded length.
 pub(crate) fn decode_to_vec(segment: &str) -> Option<Vec<u8>> {
-    let n = URL_SAFE_NO_PAD.decoded_length(segment.as_bytes()).ok()?;
+    let n = decoded_len(segment)?;
     let mut out = vec![0; n];
     decode_into(segment, &mut out)?;
     Some(out)

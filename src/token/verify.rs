@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
 
 use super::cache::{CacheOptions, TokenCache};
 use super::error::{TokenError, TokenErrorKind as Kind};
@@ -27,11 +28,18 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 #[derive(Clone)]
 pub struct VerifiedToken(Arc<TokenInner>);
 
+/// Payloads up to this many bytes (nearly every access token's) are kept inside the
+/// token's one allocation; longer ones get a second.
+const INLINE_PAYLOAD: usize = 384;
+
+/// The decoded payload JSON.
+type RawPayload = SmallVec<[u8; INLINE_PAYLOAD]>;
+
 struct TokenInner {
     /// The whole payload, parsed when first asked for (the fast path never needs it).
     payload: OnceLock<Map<String, Value>>,
     /// The decoded payload JSON, kept for that.
-    raw_payload: Box<[u8]>,
+    raw_payload: RawPayload,
     claims: Claims,
     algorithm: Algorithm,
     key_id: Option<Arc<str>>,
@@ -55,7 +63,7 @@ impl VerifiedToken {
     ) -> VerifiedToken {
         VerifiedToken(Arc::new(TokenInner {
             payload,
-            raw_payload: raw_payload.into_boxed_slice(),
+            raw_payload: RawPayload::from_vec(raw_payload),
             claims,
             algorithm,
             key_id,
@@ -64,6 +72,28 @@ impl VerifiedToken {
             issued_at: times.iat,
             policy_part: OnceLock::new(),
         }))
+    }
+
+    /// A token with no payload or claims yet, for the fast path to fill in place
+    /// through [`unique`](Self::unique): the payload is decoded straight into the
+    /// token's own allocation, and nothing of the token's size is moved.
+    fn blank(algorithm: Algorithm, key_id: Option<Arc<str>>) -> VerifiedToken {
+        VerifiedToken(Arc::new(TokenInner {
+            payload: OnceLock::new(),
+            raw_payload: RawPayload::new(),
+            claims: Claims::default(),
+            algorithm,
+            key_id,
+            expires_at: 0,
+            not_before: None,
+            issued_at: None,
+            policy_part: OnceLock::new(),
+        }))
+    }
+
+    /// The inside of a token made by [`blank`](Self::blank) and not yet shared.
+    fn unique(&mut self) -> &mut TokenInner {
+        Arc::get_mut(&mut self.0).expect("a blank token is not shared before it is filled in")
     }
 
     pub(crate) fn policy_part(&self) -> &OnceLock<TokenPart> {
@@ -135,9 +165,13 @@ impl VerifiedToken {
         self.0.expires_at
     }
 
-    /// Roughly what the token holds in memory, for the cache's byte budget.
+    /// Roughly what the token holds in memory, for the cache's byte budget: its
+    /// allocation (with the payload inline, or the payload's own beside it) and room
+    /// for the payload parsed into a map, should a handler ask for it.
     pub(crate) fn approx_bytes(&self) -> usize {
-        self.0.raw_payload.len() * 2 + 256
+        let raw = &self.0.raw_payload;
+        let spilled = if raw.spilled() { raw.len() } else { 0 };
+        std::mem::size_of::<TokenInner>() + spilled + raw.len()
     }
 
     fn get_str(&self, name: &str) -> Option<&str> {
@@ -480,12 +514,13 @@ impl Verifier {
     ) -> Result<VerifiedToken, TokenError> {
         let message = p.message.as_bytes();
         let key_id = self.find_key(p, |k| fast::hmac_signature_ok(k, message, p.signature))?;
-        let raw = decode_b64(p.payload)?;
+        let mut token = VerifiedToken::blank(p.alg, key_id);
+        let inner = token.unique();
+        decode_b64_into(p.payload, &mut inner.raw_payload)?;
         // Invalid UTF-8 anywhere makes the general path's parse fail too.
-        let text =
-            std::str::from_utf8(&raw).map_err(|_| malformed("the payload is not valid JSON"))?;
-        let mut claims = Claims::default();
-        let hot = HotPayload::parse(text, claims_key, &mut claims).map_err(|e| {
+        let text = std::str::from_utf8(&inner.raw_payload)
+            .map_err(|_| malformed("the payload is not valid JSON"))?;
+        let hot = HotPayload::parse(text, claims_key, &mut inner.claims).map_err(|e| {
             malformed(if e.is_data() {
                 "the payload is not a JSON object"
             } else {
@@ -493,15 +528,8 @@ impl Verifier {
             })
         })?;
         let times = self.check_registered(&Registered::from_hot(&hot), now)?;
-        drop(hot);
-        Ok(VerifiedToken::new(
-            OnceLock::new(),
-            raw,
-            claims,
-            p.alg,
-            key_id,
-            times,
-        ))
+        (inner.expires_at, inner.not_before, inner.issued_at) = (times.exp, times.nbf, times.iat);
+        Ok(token)
     }
 
     /// Finds the key that verifies the signature; returns its `kid`.
@@ -710,8 +738,22 @@ fn aud_view(v: MemberValue<'_>) -> AudView<'_> {
 /// Decodes the payload into a buffer of exactly its length, so that it becomes the
 /// token's boxed slice without a second allocation.
 fn decode_b64(segment: &str) -> Result<Vec<u8>, TokenError> {
-    super::b64::decode_to_vec(segment)
-        .ok_or_else(|| malformed("the payload is not valid base64url"))
+    super::b64::decode_to_vec(segment).ok_or_else(bad_base64)
+}
+
+/// [`decode_b64`] into `out` (emptied first).
+fn decode_b64_into(segment: &str, out: &mut RawPayload) -> Result<(), TokenError> {
+    let n = super::b64::decoded_len(segment).ok_or_else(bad_base64)?;
+    out.clear();
+    out.resize(n, 0);
+    match super::b64::decode_into(segment, out) {
+        Some(_) => Ok(()),
+        None => Err(bad_base64()),
+    }
+}
+
+fn bad_base64() -> TokenError {
+    malformed("the payload is not valid base64url")
 }
 
 fn parse_payload(bytes: &[u8]) -> Result<Map<String, Value>, TokenError> {
