@@ -114,8 +114,11 @@ fn request(bearer: &str) -> Request<Body> {
 #[derive(Clone)]
 struct Nothing;
 
+/// An empty body of a type the layer can write its denials in (no allocation).
+type Empty = http_body_util::Full<bytes::Bytes>;
+
 impl tower::Service<Request<()>> for Nothing {
-    type Response = axum::http::Response<()>;
+    type Response = axum::http::Response<Empty>;
     type Error = std::convert::Infallible;
     type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -123,7 +126,7 @@ impl tower::Service<Request<()>> for Nothing {
     }
     fn call(&mut self, req: Request<()>) -> Self::Future {
         drop(req);
-        std::future::ready(Ok(axum::http::Response::new(())))
+        std::future::ready(Ok(axum::http::Response::new(Empty::default())))
     }
 }
 

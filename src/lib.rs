@@ -69,7 +69,7 @@ pub use engine::{
     Decision, Entitlements, Limit, LimitUsage, Notes, PlanSource, Policy, Reason, Revision,
     RuleRef, Summary, Trial,
 };
-pub use layer::{Caller, TierGate, TierGateBuilder, TierGateLayer, require_feature};
+pub use layer::{Caller, DenialBody, TierGate, TierGateBuilder, TierGateLayer, require_feature};
 pub use policy::{Diagnostic, Diagnostics, PolicyError};
 pub use reload::{PolicyStore, WatchOptions};
 

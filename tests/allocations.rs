@@ -123,17 +123,20 @@ fn the_layer_allocates_little_per_request() {
     use tiergate::token::CacheOptions;
     use tower::{Layer, Service};
 
+    /// An empty body the layer can write its denials in (it allocates nothing).
+    type Empty = http_body_util::Full<bytes::Bytes>;
+
     #[derive(Clone)]
     struct Nothing;
     impl Service<http::Request<()>> for Nothing {
-        type Response = http::Response<()>;
+        type Response = http::Response<Empty>;
         type Error = Infallible;
-        type Future = std::future::Ready<Result<http::Response<()>, Infallible>>;
+        type Future = std::future::Ready<Result<http::Response<Empty>, Infallible>>;
         fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
             Poll::Ready(Ok(()))
         }
         fn call(&mut self, _: http::Request<()>) -> Self::Future {
-            std::future::ready(Ok(http::Response::new(())))
+            std::future::ready(Ok(http::Response::new(Empty::default())))
         }
     }
 
@@ -180,9 +183,9 @@ fn the_layer_allocates_little_per_request() {
 }
 
 /// The same in an axum router, against a layer that does nothing (any layer costs
-/// axum a few allocations of its own): the Caller's box, axum boxing the layer's
-/// `Either` response body into its own `Body` (measured apart: one allocation), and,
-/// we believe, the extension table growing (axum has put three entries in it).
+/// axum a few allocations of its own): the Caller's box and, we believe, the
+/// extension table growing (axum has put three entries in it). The layer answers
+/// with axum's own `Body` type, so axum does not box the response body again.
 #[test]
 fn the_layer_in_an_axum_router_allocates_little_on_a_cache_hit() {
     use axum::body::Body;
@@ -218,5 +221,5 @@ fn the_layer_in_an_axum_router_allocates_little_on_a_cache_hit() {
     println!(
         "axum router, cache hit: {identity} allocations with a do-nothing layer, {gated} with tiergate's"
     );
-    assert!(gated <= identity + 3, "{gated} vs {identity}");
+    assert!(gated <= identity + 2, "{gated} vs {identity}");
 }

@@ -192,7 +192,10 @@ async fn a_cached_token_is_decided_by_the_policy_running_now() {
         .build()
         .unwrap();
     let app = gate.layer().layer(service_fn(|_: http::Request<()>| async {
-        Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        // An empty body of a type the layer can write its denials in.
+        Ok::<_, std::convert::Infallible>(http::Response::new(
+            http_body_util::Full::<bytes::Bytes>::default(),
+        ))
     }));
     let token = hs256(json!({ "plan": "pro" }));
     let request = || {

@@ -10,6 +10,7 @@
 //! ```
 //! use std::convert::Infallible;
 //! use http::{Request, Response};
+//! use http_body_util::Full;
 //! use tiergate::{Caller, Policy, TierGate};
 //! use tiergate::token::{Algorithm, Verifier};
 //! use tower::{Layer, ServiceExt, service_fn};
@@ -27,11 +28,12 @@
 //!     )
 //!     .build()?;
 //!
-//! // An inner service that answers with the caller's plan.
+//! // An inner service that answers with the caller's plan (in a body type the
+//! // layer can also write its denials in: see `tiergate::DenialBody`).
 //! let app = gate.layer().layer(service_fn(|req: Request<()>| async move {
 //!     let caller = req.extensions().get::<Caller>().expect("the layer always adds one");
 //!     let plan = caller.entitlements().map_or("anonymous", |e| e.plan()).to_owned();
-//!     Ok::<_, Infallible>(Response::new(plan))
+//!     Ok::<_, Infallible>(Response::new(Full::from(plan)))
 //! }));
 //!
 //! // `/healthz` is public: no token, so an anonymous Caller.

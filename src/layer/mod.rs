@@ -37,6 +37,7 @@
 //! [`Caller`] (its [`Entitlements`] and [`VerifiedToken`]) in the request extensions.
 
 mod admission;
+mod body;
 mod caller;
 mod clock;
 #[cfg(feature = "server")]
@@ -54,9 +55,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tower_layer::Layer;
 
+pub use body::DenialBody;
 pub use caller::Caller;
 pub use require_feature::{RequireFeature, RequireFeatureLayer, require_feature};
-pub use service::{GateBody, ResponseFuture, TierGateService};
+pub use service::{ResponseFuture, TierGateService};
 
 use crate::reload::{PolicyStore, WatchHandle, WatchOptions};
 use crate::token::{ConfigError, VerifiedToken, Verifier};

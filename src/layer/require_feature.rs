@@ -24,8 +24,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::Caller;
+use super::body::DenialBody;
 use super::response::{self, Protocol};
-use super::service::{GateBody, ResponseFuture};
+use super::service::ResponseFuture;
 
 /// Requires `feature` of the caller's [`Entitlements`](crate::Entitlements).
 pub fn require_feature(feature: impl Into<Arc<str>>) -> RequireFeatureLayer {
@@ -61,8 +62,9 @@ pub struct RequireFeature<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireFeature<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: DenialBody,
 {
-    type Response = Response<GateBody<ResBody>>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 

@@ -6,16 +6,13 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{Either, Full};
+use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::admission::{Admission, Admitted};
+use super::body::DenialBody;
 use super::{Caller, TierGate};
-
-/// The response body of a gated service: the inner service's body, or the layer's
-/// own problem+json (or empty gRPC) body for a denial.
-pub type GateBody<B> = Either<B, Full<Bytes>>;
 
 /// The service a [`super::TierGateLayer`] wraps around an inner service.
 #[derive(Clone, Debug)]
@@ -48,7 +45,7 @@ pin_project! {
         // Denied: the response, taken once.
         Denied { response: Option<Box<Response<Full<Bytes>>>> },
         // Waiting for a JWKS refetch, then deciding and maybe calling the inner service.
-        Fetching { future: BoxFuture<Result<Response<GateBody<B>>, E>> },
+        Fetching { future: BoxFuture<Result<Response<B>, E>> },
     }
 }
 
@@ -67,7 +64,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         }
     }
 
-    fn fetching(future: BoxFuture<Result<Response<GateBody<B>>, E>>) -> Self {
+    fn fetching(future: BoxFuture<Result<Response<B>, E>>) -> Self {
         ResponseFuture {
             state: State::Fetching { future },
         }
@@ -77,18 +74,16 @@ impl<F, B, E> ResponseFuture<F, B, E> {
 impl<F, B, E> Future for ResponseFuture<F, B, E>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: DenialBody,
 {
-    type Output = Result<Response<GateBody<B>>, E>;
+    type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            Projection::Inner { future } => match future.poll(cx) {
-                Poll::Ready(Ok(res)) => Poll::Ready(Ok(res.map(Either::Left))),
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            },
+            // The inner service's response, as it is: no body to rewrap.
+            Projection::Inner { future } => future.poll(cx),
             Projection::Denied { response } => match response.take() {
-                Some(res) => Poll::Ready(Ok((*res).map(Either::Right))),
+                Some(res) => Poll::Ready(Ok((*res).map(B::from_denial))),
                 None => panic!("ResponseFuture polled after completion"),
             },
             Projection::Fetching { future } => future.as_mut().poll(cx),
@@ -102,9 +97,9 @@ where
     S::Future: Send + 'static,
     S::Error: Send + 'static,
     ReqBody: Send + 'static,
-    ResBody: Send + 'static,
+    ResBody: DenialBody + Send + 'static,
 {
-    type Response = Response<GateBody<ResBody>>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
@@ -137,9 +132,9 @@ where
                     match g.finish(req.method(), &path, req.headers(), now, verified.map(Some)) {
                         Ok(ext) => {
                             insert(&mut req, ext);
-                            Ok(inner.call(req).await?.map(Either::Left))
+                            inner.call(req).await
                         }
-                        Err(res) => Ok(res.map(Either::Right)),
+                        Err(res) => Ok(res.map(ResBody::from_denial)),
                     }
                 }))
             }
