@@ -130,6 +130,24 @@ impl tower::Service<Request<()>> for Nothing {
     }
 }
 
+/// A request without a body, for the `Nothing` service.
+fn bare_request(bearer: &str) -> Request<()> {
+    Request::builder()
+        .uri("/api/dashboard")
+        .header("authorization", bearer)
+        .body(())
+        .unwrap()
+}
+
+/// `Nothing` behind the layer, with or without the verified-token cache.
+fn gated_nothing(
+    policy: &Policy,
+    case: &Case,
+    cache: Option<CacheOptions>,
+) -> tiergate::layer::TierGateService<Nothing> {
+    tower::Layer::layer(&gate(policy, case, cache).layer(), Nothing)
+}
+
 /// Calls a service whose future is ready at once (no runtime needed) and returns
 /// the status.
 fn call_now<S, B>(svc: &mut S, req: Request<()>) -> u16
@@ -287,14 +305,8 @@ fn bench_service(c: &mut Criterion) {
     for case in cases() {
         let name = format!("{:?}", case.alg);
         let bearer = format!("Bearer {}", case.token);
-        let request = || {
-            Request::builder()
-                .uri("/api/dashboard")
-                .header("authorization", &bearer)
-                .body(())
-                .unwrap()
-        };
-        let gated = |cache| tower::Layer::layer(&gate(&policy, &case, cache).layer(), Nothing);
+        let request = || bare_request(&bearer);
+        let gated = |cache| gated_nothing(&policy, &case, cache);
         let mut uncached = gated(None);
         let mut cached = gated(Some(CacheOptions::default()));
         assert_eq!(call_now(&mut uncached, request()), 200, "{name}");
@@ -356,14 +368,8 @@ fn bench_added(c: &mut Criterion) {
     for case in cases() {
         let name = format!("{:?}", case.alg);
         let bearer = format!("Bearer {}", case.token);
-        let bare_request = || {
-            Request::builder()
-                .uri("/api/dashboard")
-                .header("authorization", &bearer)
-                .body(())
-                .unwrap()
-        };
-        let gated = |cache| tower::Layer::layer(&gate(&policy, &case, cache).layer(), Nothing);
+        let bare_request = || bare_request(&bearer);
+        let gated = |cache| gated_nothing(&policy, &case, cache);
         let (mut plain, mut uncached, mut cached) =
             (Nothing, gated(None), gated(Some(CacheOptions::default())));
         for (variant, svc) in [("alone_miss", &mut uncached), ("alone_hit", &mut cached)] {
@@ -384,6 +390,12 @@ fn bench_added(c: &mut Criterion) {
         }
 
         let router_plain = router();
+        // One request through `app`, answered and dropped.
+        let through = |app: &Router| {
+            drop(black_box(
+                rt.block_on(app.clone().oneshot(request(&bearer))),
+            ))
+        };
         for (variant, cache) in [
             ("axum_miss", None),
             ("axum_hit", Some(CacheOptions::default())),
@@ -392,42 +404,14 @@ fn bench_added(c: &mut Criterion) {
             let res = rt.block_on(app.clone().oneshot(request(&bearer))).unwrap();
             assert_eq!(res.status(), 200, "{name}");
             group.bench_function(BenchmarkId::new(variant, &name), |b| {
-                b.iter_custom(|iters| {
-                    paired(
-                        iters,
-                        || {
-                            drop(black_box(
-                                rt.block_on(router_plain.clone().oneshot(request(&bearer))),
-                            ))
-                        },
-                        || {
-                            drop(black_box(
-                                rt.block_on(app.clone().oneshot(request(&bearer))),
-                            ))
-                        },
-                    )
-                })
+                b.iter_custom(|iters| paired(iters, || through(&router_plain), || through(&app)))
             });
         }
         if name == "HS256" {
             // What axum charges for any layer (see the `layer` group's `with_noop_layer`).
             let noop = router().layer(tower::util::MapRequestLayer::new(|r: Request<Body>| r));
             group.bench_function("axum_noop_layer", |b| {
-                b.iter_custom(|iters| {
-                    paired(
-                        iters,
-                        || {
-                            drop(black_box(
-                                rt.block_on(router_plain.clone().oneshot(request(&bearer))),
-                            ))
-                        },
-                        || {
-                            drop(black_box(
-                                rt.block_on(noop.clone().oneshot(request(&bearer))),
-                            ))
-                        },
-                    )
-                })
+                b.iter_custom(|iters| paired(iters, || through(&router_plain), || through(&noop)))
             });
         }
     }
