@@ -52,29 +52,15 @@ struct TokenInner {
     policy_part: OnceLock<TokenPart>,
 }
 
-impl VerifiedToken {
-    fn new(
-        payload: OnceLock<Map<String, Value>>,
-        raw_payload: Vec<u8>,
-        claims: Claims,
-        algorithm: Algorithm,
-        key_id: Option<Arc<str>>,
-        times: Times,
-    ) -> VerifiedToken {
-        VerifiedToken(Arc::new(TokenInner {
-            payload,
-            raw_payload: RawPayload::from_vec(raw_payload),
-            claims,
-            algorithm,
-            key_id,
-            expires_at: times.exp,
-            not_before: times.nbf,
-            issued_at: times.iat,
-            policy_part: OnceLock::new(),
-        }))
+impl TokenInner {
+    /// Records the registered times the verifier checked.
+    fn set_times(&mut self, times: Times) {
+        (self.expires_at, self.not_before, self.issued_at) = (times.exp, times.nbf, times.iat);
     }
+}
 
-    /// A token with no payload or claims yet, for the fast path to fill in place
+impl VerifiedToken {
+    /// A token with no payload or claims yet, for the verifier to fill in place
     /// through [`unique`](Self::unique): the payload is decoded straight into the
     /// token's own allocation, and nothing of the token's size is moved.
     fn blank(algorithm: Algorithm, key_id: Option<Arc<str>>) -> VerifiedToken {
@@ -491,18 +477,15 @@ impl Verifier {
     /// the whole payload parsed into a map, any claims location.
     fn verify_general(&self, p: &Parsed<'_, '_>, now: i64) -> Result<VerifiedToken, TokenError> {
         let key_id = self.find_key(p, |k| p.signature_ok(k))?;
-        let raw = decode_b64(p.payload)?;
-        let payload = parse_payload(&raw)?;
+        let mut token = VerifiedToken::blank(p.alg, key_id);
+        let inner = token.unique();
+        decode_payload(p.payload, &mut inner.raw_payload)?;
+        let payload = parse_payload(&inner.raw_payload)?;
         let times = self.check_registered(&Registered::from_map(&payload), now)?;
-        let claims = Claims::from_payload_map(&payload, &self.0.location);
-        Ok(VerifiedToken::new(
-            OnceLock::from(payload),
-            raw,
-            claims,
-            p.alg,
-            key_id,
-            times,
-        ))
+        inner.claims = Claims::from_payload_map(&payload, &self.0.location);
+        inner.set_times(times);
+        inner.payload = OnceLock::from(payload);
+        Ok(token)
     }
 
     /// The HMAC fast path (see [`super::fast`]): the same checks and answers.
@@ -516,7 +499,7 @@ impl Verifier {
         let key_id = self.find_key(p, |k| fast::hmac_signature_ok(k, message, p.signature))?;
         let mut token = VerifiedToken::blank(p.alg, key_id);
         let inner = token.unique();
-        decode_b64_into(p.payload, &mut inner.raw_payload)?;
+        decode_payload(p.payload, &mut inner.raw_payload)?;
         // Invalid UTF-8 anywhere makes the general path's parse fail too.
         let text = std::str::from_utf8(&inner.raw_payload)
             .map_err(|_| malformed("the payload is not valid JSON"))?;
@@ -528,7 +511,7 @@ impl Verifier {
             })
         })?;
         let times = self.check_registered(&Registered::from_hot(&hot), now)?;
-        (inner.expires_at, inner.not_before, inner.issued_at) = (times.exp, times.nbf, times.iat);
+        inner.set_times(times);
         Ok(token)
     }
 
@@ -735,25 +718,14 @@ fn aud_view(v: MemberValue<'_>) -> AudView<'_> {
     }
 }
 
-/// Decodes the payload into a buffer of exactly its length, so that it becomes the
-/// token's boxed slice without a second allocation.
-fn decode_b64(segment: &str) -> Result<Vec<u8>, TokenError> {
-    super::b64::decode_to_vec(segment).ok_or_else(bad_base64)
-}
-
-/// [`decode_b64`] into `out` (emptied first).
-fn decode_b64_into(segment: &str, out: &mut RawPayload) -> Result<(), TokenError> {
-    let n = super::b64::decoded_len(segment).ok_or_else(bad_base64)?;
-    out.clear();
-    out.resize(n, 0);
-    match super::b64::decode_into(segment, out) {
-        Some(_) => Ok(()),
-        None => Err(bad_base64()),
-    }
-}
-
-fn bad_base64() -> TokenError {
-    malformed("the payload is not valid base64url")
+/// Decodes the payload segment into the token's buffer (inline up to
+/// [`INLINE_PAYLOAD`] bytes).
+fn decode_payload(segment: &str, out: &mut RawPayload) -> Result<(), TokenError> {
+    let bad = || malformed("the payload is not valid base64url");
+    out.resize(super::b64::decoded_len(segment).ok_or_else(bad)?, 0);
+    super::b64::decode_into(segment, out)
+        .map(drop)
+        .ok_or_else(bad)
 }
 
 fn parse_payload(bytes: &[u8]) -> Result<Map<String, Value>, TokenError> {
