@@ -132,7 +132,9 @@ impl TierGate {
         &self.0.verifier
     }
 
-    /// The time the gate uses for decisions.
+    /// The time the gate uses for decisions: the injected clock, or the system
+    /// clock. (The layer itself reads the system clock in whole seconds, from the
+    /// kernel's coarse clock, which can be a few milliseconds behind this one.)
     pub fn now(&self) -> DateTime<Utc> {
         match &self.0.clock {
             Some(clock) => clock(),
