@@ -148,7 +148,7 @@ async fn an_admin_changes_a_plan_in_the_browser_and_the_next_token_carries_it() 
         policy: concat!(env!("CARGO_MANIFEST_DIR"), "/policies/saas.yaml").into(),
         database_url: url.clone(),
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        rate_limit_per_minute: 0,
+        rate_limits: tiergate::server::limits::RateLimits::off(),
         ..ServeOptions::default()
     })
     .await

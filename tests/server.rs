@@ -1,202 +1,17 @@
 //! The reference claims server over real sockets, on SQLite (a temp file) and on the
 //! machine's PostgreSQL (127.0.0.1:5432, database `test`, a fresh schema per test).
 
+#[macro_use]
+mod server_support;
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use server_support::*;
+use tiergate::server::limits::RateLimits;
 use tiergate::server::{self, Db, ServeOptions, Server};
-use tiergate::token::Verifier;
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-struct Harness {
-    api: String,
-    demo: String,
-    db: Db,
-    issuer: String,
-    client: (String, String),
-    http: reqwest::Client,
-}
-
-/// Leftovers of runs more than an hour old are removed; younger ones may belong to
-/// a run still going (another terminal, CI), so they stay.
-const STALE_SECS: i64 = 3600;
-
-async fn database_url(backend: Backend, name: &str) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let unique = format!(
-        "{name}_{now}_{}",
-        server::random_id("t").trim_start_matches("t_")
-    );
-    match backend {
-        Backend::Sqlite => {
-            let dir = std::env::temp_dir().join("tiergate-server-tests");
-            std::fs::create_dir_all(&dir).unwrap();
-            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-                let old = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok());
-                if old.is_some_and(|age| age.as_secs() as i64 > STALE_SECS) {
-                    std::fs::remove_file(entry.path()).ok();
-                }
-            }
-            format!("sqlite://{}", dir.join(format!("{unique}.db")).display())
-        }
-        Backend::Postgres => {
-            let base = std::env::var("TIERGATE_TEST_POSTGRES")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let schema = format!("tg_{unique}");
-            // A schema of its own, so tests never see each other's rows.
-            sqlx::any::install_default_drivers();
-            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
-                .await
-                .expect("PostgreSQL at 127.0.0.1:5432 (database test) is running");
-            let names: Vec<(String,)> =
-                sqlx::query_as("SELECT CAST(schema_name AS TEXT) FROM information_schema.schemata WHERE schema_name LIKE 'tg_%'")
-                    .fetch_all(&mut conn)
-                    .await
-                    .unwrap();
-            for (old,) in names {
-                let created = old.rsplit('_').nth(1).and_then(|t| t.parse::<i64>().ok());
-                if created.is_some_and(|t| now - t > STALE_SECS) {
-                    sqlx::query(&format!("DROP SCHEMA IF EXISTS {old} CASCADE"))
-                        .execute(&mut conn)
-                        .await
-                        .ok();
-                }
-            }
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            format!("{base}?options=-c%20search_path%3D{schema}")
-        }
-    }
-}
-
-async fn start(backend: Backend, name: &str, rate_limit: u32) -> Harness {
-    let url = database_url(backend, name).await;
-    let server = Server::bind(ServeOptions {
-        policy: concat!(env!("CARGO_MANIFEST_DIR"), "/policies/saas.yaml").into(),
-        database_url: url.clone(),
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        demo_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        token_ttl: Duration::from_secs(300),
-        rate_limit_per_minute: rate_limit,
-        ..ServeOptions::default()
-    })
-    .await
-    .unwrap();
-    let api = format!("http://{}", server.addr());
-    let demo = format!("http://{}", server.demo_addr().unwrap());
-    let issuer = server.issuer().to_owned();
-    tokio::spawn(server.run());
-    let db = Db::connect(&url).await.unwrap();
-    let client = server::create_client(&db, "tests").await.unwrap();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
-    Harness {
-        api,
-        demo,
-        db,
-        issuer,
-        client,
-        http,
-    }
-}
-
-impl Harness {
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.api))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    /// A GET with the test client's credentials as HTTP Basic.
-    async fn get_as_client(&self, path: &str) -> reqwest::Response {
-        let url = format!("{}{path}", self.api);
-        let req = self
-            .http
-            .get(url)
-            .basic_auth(&self.client.0, Some(&self.client.1));
-        req.send().await.unwrap()
-    }
-
-    fn with_client(&self, mut body: Value) -> Value {
-        body["client_id"] = json!(self.client.0);
-        body["client_secret"] = json!(self.client.1);
-        body
-    }
-
-    async fn set_claims(&self, email: &str, claims: Value) -> (u16, Value) {
-        self.post(
-            "/api/platform/claims",
-            self.with_client(json!({ "email": email, "claims": claims })),
-        )
-        .await
-    }
-
-    async fn token_for(&self, email: &str) -> String {
-        let (status, body) = self
-            .post(
-                "/api/platform/tokens",
-                self.with_client(json!({ "email": email })),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["access_token"].as_str().unwrap().to_owned()
-    }
-
-    fn verifier(&self) -> Verifier {
-        Verifier::builder()
-            .jwks_url(format!("{}/.well-known/jwks.json", self.api))
-            .issuer(&self.issuer)
-            .audience("tiergate-demo")
-            .require_type("at+jwt")
-            .build()
-            .unwrap()
-    }
-
-    async fn demo(&self, method: reqwest::Method, path: &str, token: &str) -> (u16, Value) {
-        let res = self
-            .http
-            .request(method, format!("{}{path}", self.demo))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
-}
 
 on_both!(
     claims_are_set_merged_and_removed,
@@ -213,7 +28,7 @@ on_both!(
 );
 
 async fn claims_are_set_merged_and_removed(b: Backend) {
-    let h = start(b, "merge", 0).await;
+    let h = start(b, "merge", RateLimits::off()).await;
     let (status, body) = h
         .set_claims(
             "Ada@Example.com",
@@ -252,7 +67,7 @@ async fn claims_are_set_merged_and_removed(b: Backend) {
 }
 
 async fn invalid_claims_and_bodies_name_the_field(b: Backend) {
-    let h = start(b, "invalid", 0).await;
+    let h = start(b, "invalid", RateLimits::off()).await;
     let cases = [
         (
             json!({ "plan": "prp" }),
@@ -331,7 +146,7 @@ async fn invalid_claims_and_bodies_name_the_field(b: Backend) {
 }
 
 async fn an_idempotency_key_replays_the_first_response(b: Backend) {
-    let h = start(b, "idem", 0).await;
+    let h = start(b, "idem", RateLimits::off()).await;
     let body = h.with_client(json!({ "email": "cy@example.com", "claims": { "plan": "starter" } }));
     let send = |body: Value| {
         h.http
@@ -364,7 +179,7 @@ async fn an_idempotency_key_replays_the_first_response(b: Backend) {
 }
 
 async fn wrong_credentials_look_the_same_whether_or_not_the_client_exists(b: Backend) {
-    let h = start(b, "creds", 0).await;
+    let h = start(b, "creds", RateLimits::off()).await;
     let claims = json!({ "email": "d@example.com", "claims": {} });
     let mut wrong_secret = claims.clone();
     wrong_secret["client_id"] = json!(h.client.0);
@@ -382,7 +197,7 @@ async fn wrong_credentials_look_the_same_whether_or_not_the_client_exists(b: Bac
 }
 
 async fn minted_tokens_carry_the_stored_claims_and_verify_with_the_jwks(b: Backend) {
-    let h = start(b, "mint", 0).await;
+    let h = start(b, "mint", RateLimits::off()).await;
     h.set_claims(
         "eve@example.com",
         json!({ "plan": "pro", "role": "admin", "trial_ends": "2026-04-15", "seats": "5" }),
@@ -426,7 +241,13 @@ async fn minted_tokens_carry_the_stored_claims_and_verify_with_the_jwks(b: Backe
 }
 
 async fn refresh_picks_up_changed_claims_and_a_reused_refresh_token_fails(b: Backend) {
-    let h = start(b, "refresh", 0).await;
+    // Reuse within the race grace is refused without revoking; past it, reuse revokes
+    // the family (tests/server_security.rs covers the grace itself).
+    let url = database_url(b, "refresh").await;
+    let h = start_with(&url, RateLimits::off(), |o| {
+        o.refresh_race_grace = Duration::from_millis(0)
+    })
+    .await;
     let body = h.with_client(json!({ "email": "fay@example.com", "claims": { "plan": "free" }, "password": "a long password" }));
     assert_eq!(h.post("/api/platform/claims", body).await.0, 200);
     let (status, bad) = h
@@ -497,7 +318,7 @@ async fn refresh_picks_up_changed_claims_and_a_reused_refresh_token_fails(b: Bac
 }
 
 async fn rotated_keys_keep_old_tokens_valid_and_sign_new_ones_with_the_new_kid(b: Backend) {
-    let h = start(b, "rotate", 0).await;
+    let h = start(b, "rotate", RateLimits::off()).await;
     h.set_claims("gus@example.com", json!({ "plan": "pro" }))
         .await;
     let old = h.token_for("gus@example.com").await;
@@ -537,7 +358,7 @@ async fn rotated_keys_keep_old_tokens_valid_and_sign_new_ones_with_the_new_kid(b
 
 async fn the_demo_app_gates_exactly_as_the_policy_says(b: Backend) {
     use reqwest::Method;
-    let h = start(b, "demo", 0).await;
+    let h = start(b, "demo", RateLimits::off()).await;
     h.set_claims("hal@example.com", json!({ "plan": "free" }))
         .await;
     let free = h.token_for("hal@example.com").await;
@@ -568,7 +389,7 @@ async fn the_demo_app_gates_exactly_as_the_policy_says(b: Backend) {
 }
 
 async fn machine_tokens_follow_rfc_6749(b: Backend) {
-    let h = start(b, "oauth", 0).await;
+    let h = start(b, "oauth", RateLimits::off()).await;
     let res = h
         .http
         .post(format!("{}/oauth/token", h.api))
@@ -580,9 +401,23 @@ async fn machine_tokens_follow_rfc_6749(b: Backend) {
     assert_eq!(res.headers()["cache-control"], "no-store");
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
-    let t = h
+    let machine = body["access_token"].as_str().unwrap();
+    // RFC 9068: `sub` is the client; the audience is the machine one, so a verifier
+    // for user tokens refuses it and one that opts in accepts it.
+    let refused = h
         .verifier()
-        .verify_fetching(body["access_token"].as_str().unwrap(), chrono::Utc::now())
+        .verify_fetching(machine, chrono::Utc::now())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind().code(), "wrong_audience", "{refused}");
+    let t = tiergate::token::Verifier::builder()
+        .jwks_url(format!("{}/.well-known/jwks.json", h.api))
+        .issuer(&h.issuer)
+        .audience("tiergate-demo:machine")
+        .require_type("at+jwt")
+        .build()
+        .unwrap()
+        .verify_fetching(machine, chrono::Utc::now())
         .await
         .unwrap();
     assert_eq!(t.subject(), Some(h.client.0.as_str()));
@@ -619,7 +454,9 @@ async fn machine_tokens_follow_rfc_6749(b: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_is_rate_limited_before_any_hashing() {
-    let h = start(Backend::Sqlite, "ratelimit", 3).await;
+    let mut limits = RateLimits::off();
+    limits.sign_in_per_address = 3;
+    let h = start(Backend::Sqlite, "ratelimit", limits).await;
     for _ in 0..3 {
         let (status, _) = h
             .post(
@@ -667,7 +504,7 @@ fn stripe_signature(secret: &str, payload: &str, t: i64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stripe_subscription_event_sets_the_claims_once() {
-    let h = start(Backend::Sqlite, "stripe", 0).await;
+    let h = start(Backend::Sqlite, "stripe", RateLimits::off()).await;
     let secret = "whsec_test_secret";
     let hook = std::sync::Arc::new(stripe_webhook::Webhook {
         endpoint_secret: secret.into(),
@@ -800,7 +637,7 @@ fn pair(set_cookie: &str) -> String {
 }
 
 async fn dashboard_sessions_are_strict_and_rotate(b: Backend) {
-    let h = start(b, "session", 0).await;
+    let h = start(b, "session", RateLimits::off()).await;
     server::create_admin(&h.db, "root@example.com", "a long admin password")
         .await
         .unwrap();
@@ -884,7 +721,7 @@ async fn dashboard_sessions_are_strict_and_rotate(b: Backend) {
 }
 
 async fn dashboard_api_finds_edits_and_previews_users(b: Backend) {
-    let h = start(b, "dashapi", 0).await;
+    let h = start(b, "dashapi", RateLimits::off()).await;
     server::create_admin(&h.db, "root@example.com", "a long admin password")
         .await
         .unwrap();
@@ -1004,7 +841,7 @@ async fn dashboard_sessions_end_after_the_idle_and_the_absolute_timeout() {
             policy: concat!(env!("CARGO_MANIFEST_DIR"), "/policies/saas.yaml").into(),
             database_url: url.clone(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            rate_limit_per_minute: 0,
+            rate_limits: RateLimits::off(),
             sessions: SessionConfig {
                 idle,
                 absolute,

@@ -44,9 +44,26 @@ pub struct ServeArgs {
     /// Also serve the gated demo app here (every allowed route answers 200).
     #[arg(long)]
     pub demo_addr: Option<SocketAddr>,
-    /// Requests per minute per address on sign-in, token and claims endpoints (0: off).
-    #[arg(long, default_value_t = 120)]
-    pub rate_limit: u32,
+    /// The `aud` of machine tokens from /oauth/token (default `AUDIENCE:machine`).
+    #[arg(long)]
+    pub machine_audience: Option<String>,
+    /// Sign-in attempts per minute per account (0: off).
+    #[arg(long, default_value_t = 10)]
+    pub sign_in_limit: u32,
+    /// Sign-in attempts per minute per client address (0: off).
+    #[arg(long, default_value_t = 30)]
+    pub sign_in_limit_per_address: u32,
+    /// Failed client authentications per minute per client id (0: off). Valid
+    /// credentials are never limited.
+    #[arg(long, default_value_t = 30)]
+    pub failed_auth_limit: u32,
+    /// Failed client authentications per minute per client address (0: off).
+    #[arg(long, default_value_t = 60)]
+    pub failed_auth_limit_per_address: u32,
+    /// A proxy in front whose X-Forwarded-For / Forwarded names the client (repeat
+    /// for several). From other peers those headers are ignored.
+    #[arg(long = "trusted-proxy")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The server is reached over HTTPS (through a proxy): dashboard cookies become
     /// `Secure` with a `__Host-` name.
     #[arg(long)]
@@ -115,7 +132,17 @@ pub fn serve(args: ServeArgs, ttl_secs: i64) -> Result<ExitCode, String> {
         audience: args.audience,
         token_ttl: Duration::from_secs(ttl_secs as u64),
         demo_addr: args.demo_addr,
-        rate_limit_per_minute: args.rate_limit,
+        machine_audience: args.machine_audience,
+        rate_limits: {
+            let mut limits = tiergate::server::limits::RateLimits::default();
+            limits.sign_in_per_account = args.sign_in_limit;
+            limits.sign_in_per_address = args.sign_in_limit_per_address;
+            limits.failed_auth_per_client = args.failed_auth_limit;
+            limits.failed_auth_per_address = args.failed_auth_limit_per_address;
+            limits
+        },
+        trusted_proxies: args.trusted_proxies,
+        refresh_race_grace: Duration::from_secs(10),
         sessions: tiergate::server::session::SessionConfig {
             secure: args.secure_cookies,
             ..Default::default()

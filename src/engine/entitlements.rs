@@ -248,8 +248,15 @@ impl Entitlements {
             TrialPhase::None => Trial::None,
             TrialPhase::Active => Trial::Active {
                 ends: at(self.trial_end),
-                days_left: u32::try_from((self.trial_end - self.now + DAY - 1) / DAY)
-                    .unwrap_or(u32::MAX),
+                // Saturating: `trial_ends` comes from the token and may be any i64
+                // (a fuzzer found the plain sum overflowing).
+                days_left: u32::try_from(
+                    self.trial_end
+                        .saturating_sub(self.now)
+                        .saturating_add(DAY - 1)
+                        / DAY,
+                )
+                .unwrap_or(u32::MAX),
             },
             TrialPhase::Expired => Trial::Expired {
                 ended: at(self.trial_end),

@@ -1,154 +1,106 @@
-//! The HTTP API: claims (server to server), tokens, sign-in, and the published keys.
-
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+//! The platform API: claims (server to server), tokens, sign-in, and the published
+//! keys.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use super::db::{Db, UserRow};
+use super::db::{ClaimsWrite, ClaimsWriteOptions, IdempotencyKey, RefreshUse, UserRow};
 use super::input::{check_claims, email as parse_email, merge};
 use super::problem::ApiError;
-use super::secrets::{self, RateLimiter};
-use super::signing::Signer;
-use crate::PolicyStore;
-
-/// Request bodies larger than this are refused with 413.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+use super::secrets::{self, ClientCheck};
+use super::state::{AppState, ClientAddr, Shared, parse, query_error, unreadable, user_json};
 
 /// Refresh tokens live this long (rotated on every use).
 const REFRESH_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
 
-/// What every handler shares.
-pub struct AppState {
-    pub(crate) db: Db,
-    pub(crate) store: PolicyStore,
-    pub(crate) signer: Signer,
-    pub(crate) issuer: String,
-    pub(crate) audience: String,
-    pub(crate) limiter: RateLimiter,
-    pub(crate) sessions: super::session::SessionConfig,
-}
-
-type Shared = Arc<AppState>;
-
-/// The API's routes.
-pub fn router(state: Shared) -> Router {
-    let limited = Router::new()
+/// The platform API's routes.
+pub fn router() -> Router<Shared> {
+    Router::new()
         .route("/api/platform/claims", post(set_claims).get(get_claims))
         .route("/api/platform/audit", get(audit))
         .route("/api/platform/tokens", post(user_token))
         .route("/api/auth/login", post(login))
         .route("/api/auth/refresh", post(refresh))
         .route("/oauth/token", post(oauth_token))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            rate_limit,
-        ));
-    Router::new()
-        .merge(limited)
-        .merge(super::dashboard_api::router(state.clone()))
-        .merge(super::dashboard_pages::router(state.clone()))
         .route("/.well-known/jwks.json", get(jwks))
         .route(
             "/.well-known/openid-configuration",
             get(openid_configuration),
         )
         .route("/healthz", get(|| async { "ok" }))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
 }
 
-pub(crate) async fn rate_limit(State(s): State<Shared>, req: Request, next: Next) -> Response {
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-    match s.limiter.check(ip) {
-        Ok(()) => next.run(req).await,
-        Err(wait) => ApiError::rate_limited(wait).into_response(),
-    }
-}
-
-/// Parses a JSON body; unknown or missing fields are named.
-pub(crate) fn parse<T: DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, ApiError> {
-    let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                r.status(),
-                "body_too_large",
-                format!("the body is over {MAX_BODY_BYTES} bytes"),
-            )
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", r.body_text())
-        }
-    })?;
-    serde_json::from_slice(&body).map_err(|e| {
-        let text = e.to_string();
-        let field = ["unknown field `", "missing field `"]
-            .iter()
-            .find_map(|p| text.split(p).nth(1).and_then(|rest| rest.split('`').next()))
-            .map(str::to_owned);
-        let mut err = match &field {
-            Some(f) => ApiError::field(f.clone(), text.clone()),
-            None => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", text.clone()),
-        };
-        if field.is_none() && e.is_data() {
-            err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", text);
-        }
-        err
-    })
-}
-
-/// Client credentials from the body or HTTP Basic.
+/// Client credentials from the body or HTTP Basic — one of them (RFC 6749 §2.3: a
+/// request that uses both is a 400, whichever would have succeeded).
 fn credentials(
     headers: &HeaderMap,
     id: Option<String>,
     secret: Option<String>,
 ) -> Result<(String, String), ApiError> {
-    if let (Some(id), Some(secret)) = (id, secret) {
-        return Ok((id, secret));
-    }
-    let basic = headers
+    let authorization = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.split_once(' ')
-                .filter(|(s, _)| s.eq_ignore_ascii_case("basic"))
-                .map(|(_, b)| b.trim())
-        })
+        .and_then(|v| v.to_str().ok());
+    let basic = authorization.and_then(|v| {
+        v.split_once(' ')
+            .filter(|(s, _)| s.eq_ignore_ascii_case("basic"))
+            .map(|(_, b)| b.trim())
+    });
+    let in_body = id.is_some() || secret.is_some();
+    if in_body && basic.is_some() {
+        return Err(ApiError::two_client_methods());
+    }
+    if in_body {
+        return match (id, secret) {
+            (Some(id), Some(secret)) => Ok((id, secret)),
+            (None, _) => Err(ApiError::field(
+                "client_id",
+                "send client_id with client_secret",
+            )),
+            (_, None) => Err(ApiError::field(
+                "client_secret",
+                "send client_secret with client_id",
+            )),
+        };
+    }
+    let decoded = basic
         .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
         .and_then(|b| String::from_utf8(b).ok());
-    match basic.as_deref().and_then(|s| s.split_once(':')) {
+    match decoded.as_deref().and_then(|s| s.split_once(':')) {
         Some((id, secret)) => Ok((id.to_owned(), secret.to_owned())),
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "send client_id and client_secret in the body or as HTTP Basic credentials",
-        )),
+        None => Err(ApiError::no_client()),
     }
 }
 
-/// Checks client credentials: argon2 either way, so a missing client and a wrong
-/// secret take the same time and get the same answer.
-async fn authenticate(s: &AppState, id: &str, secret: &str) -> Result<(), ApiError> {
+/// Checks client credentials. A missing client and a wrong secret take the same
+/// time and get the same answer; a wrong secret spends the client's and the
+/// address's failure budgets (429 once spent), a right one spends nothing.
+async fn authenticate(
+    s: &AppState,
+    addr: ClientAddr,
+    id: &str,
+    secret: &str,
+) -> Result<(), ApiError> {
     let stored = s.db.client_secret_hash(id).await?;
-    if secrets::verify(secret.to_owned(), stored).await {
-        Ok(())
-    } else {
-        Err(ApiError::bad_client())
+    match secrets::check_client_secret(&s.hasher, secret, stored.as_deref()).await? {
+        ClientCheck::Valid => Ok(()),
+        ClientCheck::ValidRehash(new) => {
+            if let Some(old) = &stored {
+                s.db.rehash_client_secret(id, old, &new).await?;
+            }
+            Ok(())
+        }
+        ClientCheck::Invalid => match s.limits.failed_auth(id, addr.0) {
+            Ok(()) => Err(ApiError::bad_client()),
+            Err(wait) => Err(ApiError::rate_limited(wait)),
+        },
     }
 }
 
@@ -158,9 +110,13 @@ fn no_store(mut res: Response) -> Response {
     res
 }
 
-pub(crate) fn user_json(u: &UserRow) -> Value {
-    let updated = chrono::DateTime::from_timestamp_millis(u.updated_at).map(|t| t.to_rfc3339());
-    json!({ "user_id": u.id, "email": u.email, "claims": u.claims, "updated_at": updated })
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    no_store(res)
 }
 
 #[derive(Deserialize)]
@@ -174,74 +130,129 @@ struct SetClaims {
     password: Option<String>,
 }
 
+fn replay(stored: super::db::StoredResponse, request_hash: &str) -> Result<Response, ApiError> {
+    if stored.request_hash != request_hash {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request body",
+        ));
+    }
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut res = json_response(status, stored.body);
+    res.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(res)
+}
+
 async fn set_claims(
     State(s): State<Shared>,
+    addr: ClientAddr,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let raw = body.as_ref().map(|b| b.clone()).ok();
+    let request_hash = body
+        .as_ref()
+        .map(|b| secrets::sha256_hex(&String::from_utf8_lossy(b)))
+        .unwrap_or_default();
     let req: SetClaims = parse(body)?;
     let (client, secret) = credentials(&headers, req.client_id.clone(), req.client_secret.clone())?;
-    authenticate(&s, &client, &secret).await?;
+    authenticate(&s, addr, &client, &secret).await?;
 
     let idem_key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let request_hash = raw
-        .map(|b| secrets::sha256_hex(&String::from_utf8_lossy(&b)))
-        .unwrap_or_default();
+    // A replay answers before any work; a key sent on several connections at once is
+    // decided inside the write (`Db::write_claims`).
     if let Some(key) = &idem_key
-        && let Some((hash, status, body)) = s.db.idempotent(&client, key).await?
+        && let Some(stored) = s.db.idempotent(&client, key).await?
     {
-        if hash != request_hash {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with a different request body",
-            ));
-        }
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-        let mut res = (status, body).into_response();
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        res.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-        return Ok(no_store(res));
+        return replay(stored, &request_hash);
     }
 
     let email = parse_email(&req.email)?;
     check_claims(&s.store.policy(), &req.claims)?;
-    let password_hash = match req.password {
+    let password_hash = match &req.password {
         Some(p) if p.chars().count() < 8 => {
             return Err(ApiError::field("password", "at least 8 characters"));
         }
-        Some(p) => Some(secrets::hash(p).await),
+        Some(p) => Some(s.hasher.hash(p).await?),
         None => None,
     };
     let actor = format!("client:{client}");
-    let user =
-        s.db.save_claims(
-            &email,
-            &actor,
-            |stored| merge(stored, &req.claims),
-            password_hash,
+    let options = ClaimsWriteOptions {
+        email: &email,
+        actor: &actor,
+        password_hash: password_hash.as_deref(),
+        idempotency: idem_key.as_deref().map(|key| IdempotencyKey {
+            client_id: &client,
+            key,
+            request_hash: &request_hash,
+        }),
+    };
+    let written =
+        s.db.write_claims(
+            options,
+            |stored| {
+                let after = merge(&stored.claims, &req.claims);
+                fits_in_a_token(&s, stored, &after)?;
+                Ok::<_, ApiError>(after)
+            },
+            |user| user_json(user).to_string(),
         )
         .await?;
-    tracing::info!(target: "tiergate::server", actor, user = %user.id, "claims set");
-    let body = user_json(&user).to_string();
-    if let Some(key) = &idem_key {
-        s.db.remember(&client, key, &request_hash, 200, &body)
-            .await?;
+    match written {
+        ClaimsWrite::Applied(user) => {
+            tracing::info!(target: "tiergate::server", actor, user = %user.id, version = user.claims_version, "claims set");
+            Ok(json_response(StatusCode::OK, user_json(&user).to_string()))
+        }
+        ClaimsWrite::Replayed(stored) => replay(stored, &request_hash),
+        ClaimsWrite::Refused(e) => Err(e),
+        ClaimsWrite::Unreadable(_) => Err(unreadable(&email)),
     }
-    let mut res = (StatusCode::OK, body).into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+}
+
+/// The largest token a gated app accepts by default; claims that would make a
+/// bigger one are refused where they are set, not by every app later.
+const MAX_TOKEN_BYTES: usize = crate::token::DEFAULT_MAX_TOKEN_BYTES;
+
+/// Refuses claims whose token would be over [`MAX_TOKEN_BYTES`], naming the largest
+/// claim. The estimate is an upper bound: the longest header the signer writes,
+/// the payload with the longest `iat`/`exp`/`jti`, and an Ed25519 signature.
+pub(crate) fn fits_in_a_token(
+    s: &AppState,
+    user: &UserRow,
+    claims: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    const HEADER_B64: usize = 128; // {"typ":"at+jwt","alg":"EdDSA","kid":"k…"} is ~80
+    const SIGNATURE_B64: usize = 86;
+    let payload = token_payload(
+        s,
+        &s.audience,
+        &user.id,
+        [
+            ("email", json!(user.email)),
+            ("claims", Value::Object(claims.clone())),
+        ],
     );
-    Ok(no_store(res))
+    // iat, exp (up to 12 digits each) and jti (24 hex) as the signer adds them.
+    let payload_len = Value::Object(payload).to_string().len() + 80;
+    let total = HEADER_B64 + 1 + payload_len.div_ceil(3) * 4 + 1 + SIGNATURE_B64;
+    if total <= MAX_TOKEN_BYTES {
+        return Ok(());
+    }
+    let largest = claims
+        .iter()
+        .max_by_key(|(k, v)| k.len() + v.to_string().len())
+        .map_or("claims".to_owned(), |(k, _)| format!("claims.{k}"));
+    Err(ApiError::field(
+        largest.clone(),
+        format!(
+            "with these claims the user's access token would be about {total} bytes, over the \
+             {MAX_TOKEN_BYTES} a gated app accepts; `{largest}` is the largest claim: shorten it"
+        ),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -253,12 +264,13 @@ struct ByEmail {
 /// The user a `?email=` query names, for an authenticated client.
 async fn queried_user(
     s: &AppState,
+    addr: ClientAddr,
     headers: &HeaderMap,
     q: Result<Query<ByEmail>, axum::extract::rejection::QueryRejection>,
 ) -> Result<UserRow, ApiError> {
     let (client, secret) = credentials(headers, None, None)?;
-    authenticate(s, &client, &secret).await?;
-    let Query(q) = q.map_err(|e| ApiError::field("email", e.body_text()))?;
+    authenticate(s, addr, &client, &secret).await?;
+    let Query(q) = q.map_err(|e| query_error(&e))?;
     let email = parse_email(&q.email)?;
     s.db.user_by_email(&email)
         .await?
@@ -267,19 +279,21 @@ async fn queried_user(
 
 async fn get_claims(
     State(s): State<Shared>,
+    addr: ClientAddr,
     headers: HeaderMap,
     q: Result<Query<ByEmail>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let user = queried_user(&s, &headers, q).await?;
+    let user = queried_user(&s, addr, &headers, q).await?;
     Ok(no_store(Json(user_json(&user)).into_response()))
 }
 
 async fn audit(
     State(s): State<Shared>,
+    addr: ClientAddr,
     headers: HeaderMap,
     q: Result<Query<ByEmail>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let user = queried_user(&s, &headers, q).await?;
+    let user = queried_user(&s, addr, &headers, q).await?;
     let entries = s.db.audit(&user.id).await?;
     let body = json!({ "user_id": user.id, "email": user.email, "entries": entries });
     Ok(no_store(Json(body).into_response()))
@@ -293,30 +307,39 @@ fn not_found(email: &str) -> ApiError {
     )
 }
 
-/// Signs an access token for `sub` in the reference layout: `iss`, `aud`, `sub`,
-/// then `extra` (the signer adds `iat`, `exp`, `jti`).
-async fn mint(
+/// An access token's payload in the reference layout: `iss`, `aud`, `sub`, then
+/// `extra` (the signer adds `iat`, `exp`, `jti`).
+fn token_payload<const N: usize>(
     s: &AppState,
+    audience: &str,
     sub: &str,
-    extra: [(&str, Value); 2],
-) -> Result<String, super::db::DbError> {
+    extra: [(&str, Value); N],
+) -> Map<String, Value> {
     let mut payload = Map::new();
     payload.insert("iss".into(), json!(s.issuer));
-    payload.insert("aud".into(), json!(s.audience));
+    payload.insert("aud".into(), json!(audience));
     payload.insert("sub".into(), json!(sub));
     for (k, v) in extra {
         payload.insert(k.into(), v);
     }
-    s.signer.sign(payload).await
+    payload
 }
 
 /// Mints an access token for a user from their stored claims.
 async fn mint_for(s: &AppState, user: &UserRow) -> Result<String, ApiError> {
-    let extra = [
-        ("email", json!(user.email)),
-        ("claims", Value::Object(user.claims.clone())),
-    ];
-    Ok(mint(s, &user.id, extra).await?)
+    if user.unreadable.is_some() {
+        return Err(unreadable(&user.email));
+    }
+    let payload = token_payload(
+        s,
+        &s.audience,
+        &user.id,
+        [
+            ("email", json!(user.email)),
+            ("claims", Value::Object(user.claims.clone())),
+        ],
+    );
+    Ok(s.signer.sign(payload).await?)
 }
 
 fn token_response(s: &AppState, access: String, refresh: Option<String>) -> Response {
@@ -337,12 +360,13 @@ struct TokenFor {
 
 async fn user_token(
     State(s): State<Shared>,
+    addr: ClientAddr,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: TokenFor = parse(body)?;
     let (client, secret) = credentials(&headers, req.client_id, req.client_secret)?;
-    authenticate(&s, &client, &secret).await?;
+    authenticate(&s, addr, &client, &secret).await?;
     let email = parse_email(&req.email)?;
     let user =
         s.db.user_by_email(&email)
@@ -359,25 +383,35 @@ struct Login {
     password: String,
 }
 
+/// Starts a refresh-token family (one per sign-in).
 async fn issue_refresh(s: &AppState, user_id: &str) -> Result<String, ApiError> {
     let token = secrets::random_secret();
-    let expires = super::db::now_ms() + REFRESH_TTL_MS;
-    s.db.insert_refresh(&secrets::sha256_hex(&token), user_id, expires)
+    let expires = super::db::now_ms().saturating_add(REFRESH_TTL_MS);
+    let family = secrets::random_id("fam");
+    s.db.insert_refresh(&secrets::sha256_hex(&token), user_id, &family, expires)
         .await?;
     Ok(token)
 }
 
 async fn login(
     State(s): State<Shared>,
+    addr: ClientAddr,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: Login = parse(body)?;
-    let user = match parse_email(&req.email) {
-        Ok(email) => s.db.user_by_email(&email).await?,
-        Err(_) => None,
+    let email = parse_email(&req.email).ok();
+    let account = email
+        .clone()
+        .unwrap_or_else(|| req.email.trim().to_lowercase());
+    s.limits
+        .sign_in(&account, addr.0)
+        .map_err(ApiError::rate_limited)?;
+    let user = match &email {
+        Some(email) => s.db.user_by_email(email).await?,
+        None => None,
     };
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let ok = secrets::verify(req.password, stored).await;
+    let ok = s.hasher.verify(&req.password, stored.as_deref()).await?;
     let Some(user) = user.filter(|_| ok) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -401,22 +435,42 @@ async fn refresh(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: Refresh = parse(body)?;
-    let invalid = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_refresh_token",
-            "the refresh token is unknown, expired or already used",
-        )
+    let invalid = |detail: &'static str| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "invalid_refresh_token", detail)
     };
-    let user_id =
-        s.db.use_refresh(&secrets::sha256_hex(&req.refresh_token))
+    let next = secrets::random_secret();
+    let expires = super::db::now_ms().saturating_add(REFRESH_TTL_MS);
+    let used =
+        s.db.rotate_refresh(
+            &secrets::sha256_hex(&req.refresh_token),
+            &secrets::sha256_hex(&next),
+            expires,
+            s.refresh_race_grace,
+        )
+        .await?;
+    let user_id = match used {
+        RefreshUse::Rotated { user_id } => user_id,
+        RefreshUse::Invalid => {
+            return Err(invalid("the refresh token is unknown, expired or revoked"));
+        }
+        RefreshUse::Raced => {
+            return Err(invalid(
+                "the refresh token was used a moment ago by another request; use the token that request got",
+            ));
+        }
+        RefreshUse::Reused => {
+            return Err(invalid(
+                "the refresh token was already used; every token of its sign-in is now revoked",
+            ));
+        }
+    };
+    let user =
+        s.db.user_by_id(&user_id)
             .await?
-            .ok_or_else(invalid)?;
-    let user = s.db.user_by_id(&user_id).await?.ok_or_else(invalid)?;
+            .ok_or_else(|| invalid("the refresh token's user no longer exists"))?;
     // Minted from the store, so a plan change reaches the user at this refresh.
     let access = mint_for(&s, &user).await?;
-    let refresh = issue_refresh(&s, &user.id).await?;
-    Ok(token_response(&s, access, Some(refresh)))
+    Ok(token_response(&s, access, Some(next)))
 }
 
 #[derive(Deserialize)]
@@ -428,9 +482,12 @@ struct OAuthForm {
     scope: Option<String>,
 }
 
-/// RFC 6749 §4.4: machine tokens, errors in the OAuth shape.
+/// RFC 6749 §4.4: machine tokens, errors in the OAuth shape. A machine token
+/// follows RFC 9068 (`sub` and `client_id` are the client) and carries the machine
+/// audience, not the user one, so an app gated for users refuses it.
 async fn oauth_token(
     State(s): State<Shared>,
+    addr: ClientAddr,
     headers: HeaderMap,
     form: Result<axum::Form<OAuthForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
@@ -457,28 +514,40 @@ async fn oauth_token(
             "only grant_type=client_credentials is supported",
         );
     }
-    let Ok((client, secret)) = credentials(&headers, form.client_id, form.client_secret) else {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed",
-        );
+    let (client, secret) = match credentials(&headers, form.client_id, form.client_secret) {
+        Ok(c) => c,
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed",
+            );
+        }
+        Err(e) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                e.body()["detail"].as_str().unwrap_or("invalid request"),
+            );
+        }
     };
-    if authenticate(&s, &client, &secret).await.is_err() {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed",
-        );
+    if let Err(e) = authenticate(&s, addr, &client, &secret).await {
+        if e.status() == StatusCode::UNAUTHORIZED {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed",
+            );
+        }
+        return e.into_response();
     }
-    // A machine token carries no subscription claims: `claims` is empty.
-    match mint(
+    let payload = token_payload(
         &s,
+        &s.machine_audience,
         &client,
-        [("client_id", json!(client)), ("claims", json!({}))],
-    )
-    .await
-    {
+        [("client_id", json!(client))],
+    );
+    match s.signer.sign(payload).await {
         Ok(access) => token_response(&s, access, None),
         Err(e) => ApiError::internal(e).into_response(),
     }

@@ -1,8 +1,6 @@
 //! `/api/dashboard/…`: the dashboard's actions as JSON, behind the admin session
 //! cookie. The HTML pages use the same functions.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
@@ -14,29 +12,23 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::api::{AppState, parse};
-use super::db::UserRow;
+use super::db::{ClaimsWrite, ClaimsWriteOptions, UserRow};
 use super::input::{check_claims, email as parse_email, merge};
 use super::problem::ApiError;
-use super::secrets;
 use super::session::same_site;
+use super::state::{AppState, ClientAddr, Shared, parse, query_error, unreadable, user_json};
 use crate::Claims;
-
-type Shared = Arc<AppState>;
 
 /// Users per page in the list.
 pub const PAGE_SIZE: i64 = 20;
 
-/// The dashboard's JSON routes (the sign-in route rate limited per address).
-pub fn router(state: Shared) -> Router<Shared> {
-    let login = Router::new()
-        .route("/api/dashboard/login", post(login))
-        .layer(axum::middleware::from_fn_with_state(
-            state,
-            super::api::rate_limit,
-        ));
+/// The highest page number the list takes (20 users a page: 20 million users).
+pub const MAX_PAGE: i64 = 1_000_000;
+
+/// The dashboard's JSON routes.
+pub fn router() -> Router<Shared> {
     Router::new()
-        .merge(login)
+        .route("/api/dashboard/login", post(login))
         .route("/api/dashboard/logout", post(logout))
         .route("/api/dashboard/users", get(list).post(create))
         .route("/api/dashboard/users/{id}", get(detail))
@@ -63,10 +55,19 @@ struct Login {
 }
 
 /// Checks an admin's password; the same answer and work whether or not they exist.
-pub async fn sign_in(s: &AppState, email: &str, password: &str) -> Result<String, ApiError> {
+/// Spends the account's and the address's sign-in budgets first (429 once spent).
+pub async fn sign_in(
+    s: &AppState,
+    addr: ClientAddr,
+    email: &str,
+    password: &str,
+) -> Result<String, ApiError> {
     let email = email.trim().to_lowercase();
+    s.limits
+        .sign_in(&email, addr.0)
+        .map_err(ApiError::rate_limited)?;
     let stored = s.db.admin_password_hash(&email).await?;
-    if !secrets::verify(password.to_owned(), stored).await {
+    if !s.hasher.verify(password, stored.as_deref()).await? {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
@@ -78,13 +79,14 @@ pub async fn sign_in(s: &AppState, email: &str, password: &str) -> Result<String
 
 async fn login(
     State(s): State<Shared>,
+    addr: ClientAddr,
     method: Method,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     same_site(&method, &headers)?;
     let req: Login = parse(body)?;
-    let email = sign_in(&s, &req.email, &req.password).await?;
+    let email = sign_in(&s, addr, &req.email, &req.password).await?;
     let cookie = s.sessions.sign_in(&s.db, &headers, &email).await?;
     let mut res = Json(json!({ "admin": email })).into_response();
     res.headers_mut().insert(header::SET_COOKIE, cookie);
@@ -125,6 +127,8 @@ pub struct Row {
     pub plan: String,
     /// The `plan` claim as stored.
     pub claimed_plan: Option<String>,
+    /// The stored claims text, when it is not a JSON object (shown, never replaced).
+    pub unreadable: Option<String>,
     /// Their roles.
     pub roles: Vec<String>,
     /// Their trial now.
@@ -156,6 +160,7 @@ fn row(s: &AppState, u: &UserRow, now: DateTime<Utc>) -> Row {
         email: u.email.clone(),
         plan: ent.plan().to_owned(),
         claimed_plan: claims.plan().map(str::to_owned),
+        unreadable: u.unreadable.clone(),
         roles: claims.roles().map(str::to_owned).collect(),
         trial: ent.trial(),
         seats: claims.seats(),
@@ -164,7 +169,7 @@ fn row(s: &AppState, u: &UserRow, now: DateTime<Utc>) -> Row {
 
 /// A page of users matching the search.
 pub async fn page(s: &AppState, q: &ListQuery) -> Result<Page, ApiError> {
-    let page = q.page.unwrap_or(1).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, MAX_PAGE);
     let (users, total) =
         s.db.users(q.search.trim(), PAGE_SIZE, (page - 1) * PAGE_SIZE)
             .await?;
@@ -172,7 +177,7 @@ pub async fn page(s: &AppState, q: &ListQuery) -> Result<Page, ApiError> {
     Ok(Page {
         users: users.iter().map(|u| row(s, u, now)).collect(),
         page,
-        pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+        pages: (total.saturating_add(PAGE_SIZE - 1) / PAGE_SIZE).clamp(1, MAX_PAGE),
         total,
         search: q.search.clone(),
     })
@@ -182,9 +187,10 @@ async fn list(
     State(s): State<Shared>,
     method: Method,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
     admin(&s, &method, &headers).await?;
+    let Query(q) = q.map_err(|e| query_error(&e))?;
     Ok(Json(page(&s, &q).await?))
 }
 
@@ -218,7 +224,7 @@ pub async fn user_view(s: &AppState, id: &str, at: DateTime<Utc>) -> Result<Valu
         .policy()
         .entitlements(&Claims::from_map(&user.claims), at);
     Ok(json!({
-        "user": super::api::user_json(&user),
+        "user": user_json(&user),
         "at": at.to_rfc3339(),
         "entitlements": ent.summary(),
         "audit": s.db.audit(&user.id).await?,
@@ -230,9 +236,10 @@ async fn detail(
     method: Method,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<AtQuery>,
+    q: Result<Query<AtQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     admin(&s, &method, &headers).await?;
+    let Query(q) = q.map_err(|e| query_error(&e))?;
     let at = preview_time(q.at.as_deref())?;
     Ok(Json(user_view(&s, &id, at).await?))
 }
@@ -243,7 +250,8 @@ struct SetClaims {
     claims: Map<String, Value>,
 }
 
-/// Applies a claims change as `admin`, with the claims API's validation and merge.
+/// Applies a claims change as `admin`, with the claims API's validation and merge,
+/// atomically (see [`super::db::Db::write_claims`]).
 pub async fn change_claims(
     s: &AppState,
     admin: &str,
@@ -256,9 +264,28 @@ pub async fn change_claims(
         })?;
     check_claims(&s.store.policy(), change)?;
     let actor = format!("admin:{admin}");
-    Ok(s.db
-        .save_claims(&user.email, &actor, |stored| merge(stored, change), None)
-        .await?)
+    let options = ClaimsWriteOptions {
+        email: &user.email,
+        actor: &actor,
+        password_hash: None,
+        idempotency: None,
+    };
+    let written =
+        s.db.write_claims(
+            options,
+            |stored| {
+                let after = merge(&stored.claims, change);
+                super::api::fits_in_a_token(s, stored, &after)?;
+                Ok::<_, ApiError>(after)
+            },
+            |_| String::new(),
+        )
+        .await?;
+    match written {
+        ClaimsWrite::Applied(user) => Ok(user),
+        ClaimsWrite::Refused(e) => Err(e),
+        ClaimsWrite::Unreadable(_) | ClaimsWrite::Replayed(_) => Err(unreadable(&user.email)),
+    }
 }
 
 async fn set_claims(
@@ -271,7 +298,7 @@ async fn set_claims(
     let admin = admin(&s, &method, &headers).await?;
     let req: SetClaims = parse(body)?;
     let user = change_claims(&s, &admin, &id, &req.claims).await?;
-    Ok(Json(super::api::user_json(&user)))
+    Ok(Json(user_json(&user)))
 }
 
 #[derive(Deserialize)]
@@ -289,15 +316,13 @@ async fn create(
     let admin = admin(&s, &method, &headers).await?;
     let req: Create = parse(body)?;
     let email = parse_email(&req.email)?;
-    if s.db.user_by_email(&email).await?.is_some() {
+    tracing::info!(target: "tiergate::server", admin, email, "user created");
+    let Some(user) = s.db.create_user(&email).await? else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "user_exists",
             format!("{email} already exists"),
         ));
-    }
-    let user =
-        s.db.save_claims(&email, &format!("admin:{admin}"), Map::clone, None)
-            .await?;
-    Ok((StatusCode::CREATED, Json(super::api::user_json(&user))).into_response())
+    };
+    Ok((StatusCode::CREATED, Json(user_json(&user))).into_response())
 }

@@ -3,8 +3,6 @@
 //! the policy's plans and roles as the choices, see what they can access (now or on
 //! another day), read their audit log, create a user.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -15,31 +13,40 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::api::AppState;
+use super::claims_form::{self, Fields};
 use super::dashboard_api::{self, ListQuery, preview_time};
 use super::db::UserRow;
 use super::problem::ApiError;
+use super::state::{AppState, ClientAddr, Shared, query_error};
 use crate::{Claims, Limit, Trial};
 
-type Shared = Arc<AppState>;
-
 /// The pages' routes.
-pub fn router(state: Shared) -> Router<Shared> {
-    let login = Router::new()
-        .route("/dashboard/login", get(login_page).post(login))
-        .layer(axum::middleware::from_fn_with_state(
-            state,
-            super::api::rate_limit,
-        ));
+pub fn router() -> Router<Shared> {
     Router::new()
-        .merge(login)
+        .route("/dashboard/login", get(login_page).post(login))
         .route(
             "/dashboard",
             get(|| async { Redirect::to("/dashboard/users") }),
         )
+        .route("/dashboard/style.css", get(style))
         .route("/dashboard/logout", post(logout))
         .route("/dashboard/users", get(users).post(create_user))
         .route("/dashboard/users/{id}", get(user_page).post(save_user))
+}
+
+/// The stylesheet, served as a file so the Content-Security-Policy can forbid
+/// inline styles and scripts alike.
+async fn style() -> Response {
+    let mut res = STYLE.into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    res
 }
 
 const STYLE: &str = "
@@ -51,7 +58,9 @@ table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:.4rem .5
 .grid{display:grid;gap:1rem;grid-template-columns:repeat(auto-fit,minmax(18rem,1fr))}
 label{display:block;margin:.5rem 0 .2rem;font-weight:600}input,select{font:inherit;padding:.35rem;width:100%;box-sizing:border-box}
 button{font:inherit;padding:.4rem .9rem;cursor:pointer}.error{color:#b00020;margin:.2rem 0}.muted{color:#5b6472}
-.pill{display:inline-block;padding:0 .4rem;border-radius:4px;background:#e8edf5}.row{display:flex;gap:.5rem}";
+.pill{display:inline-block;padding:0 .4rem;border-radius:4px;background:#e8edf5}.row{display:flex;gap:.5rem}
+.check{display:flex;gap:.4rem;align-items:center;font-weight:400;margin:.2rem 0}.check input{width:auto}
+.row select{width:7rem}.unreadable{color:#b00020}code{word-break:break-all}";
 
 fn layout(title: &str, admin: Option<&str>, body: Markup) -> Markup {
     html! {
@@ -61,7 +70,7 @@ fn layout(title: &str, admin: Option<&str>, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · tiergate" }
-                style { (maud::PreEscaped(STYLE)) }
+                link rel="stylesheet" href="/dashboard/style.css";
             }
             body {
                 header {
@@ -122,12 +131,13 @@ struct LoginForm {
 
 async fn login(
     State(s): State<Shared>,
+    addr: ClientAddr,
     method: Method,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, ApiError> {
     super::session::same_site(&method, &headers)?;
-    match dashboard_api::sign_in(&s, &f.email, &f.password).await {
+    match dashboard_api::sign_in(&s, addr, &f.email, &f.password).await {
         Ok(email) => {
             let cookie = s.sessions.sign_in(&s.db, &headers, &email).await?;
             let mut res = Redirect::to("/dashboard/users").into_response();
@@ -139,6 +149,21 @@ async fn login(
             login_form(Some("The email or password is wrong.")),
         )
             .into_response()),
+        Err(e)
+            if matches!(
+                e.status(),
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            ) =>
+        {
+            let message = e.body()["detail"].as_str().unwrap_or_default().to_owned();
+            let mut res = e.into_response();
+            *res.body_mut() = axum::body::Body::new(login_form(Some(&message)).into_string());
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            Ok(res)
+        }
         Err(e) => Err(e),
     }
 }
@@ -165,7 +190,10 @@ fn trial_text(t: Trial) -> String {
         ),
         Trial::Expired { ended } => format!(
             "expired on {}",
-            (ended - chrono::Duration::seconds(1)).format("%Y-%m-%d")
+            ended
+                .checked_sub_signed(chrono::Duration::seconds(1))
+                .unwrap_or(ended)
+                .format("%Y-%m-%d")
         ),
     }
 }
@@ -174,11 +202,15 @@ async fn users(
     State(s): State<Shared>,
     method: Method,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let admin = match signed_in(&s, &method, &headers).await {
         Ok(a) => a,
         Err(r) => return r,
+    };
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return query_error(&e).into_response(),
     };
     let page = match dashboard_api::page(&s, &q).await {
         Ok(p) => p,
@@ -200,7 +232,10 @@ async fn users(
                     @for u in &page.users {
                         tr {
                             td { a href=(format!("/dashboard/users/{}", u.id)) { (u.email) } }
-                            td { (u.plan) }
+                            td {
+                                @if u.unreadable.is_some() { span class="unreadable" { "unreadable claims" } }
+                                @else { (u.plan) }
+                            }
                             td { (u.roles.join(", ")) }
                             td { (trial_text(u.trial)) }
                             td { (u.seats.map(|n| n.to_string()).unwrap_or_default()) }
@@ -256,8 +291,17 @@ async fn create_user(
     let result = match s.db.user_by_email(&email).await {
         Ok(Some(u)) => Ok(u),
         Ok(None) => {
-            s.db.save_claims(&email, &format!("admin:{admin}"), Map::clone, None)
-                .await
+            tracing::info!(target: "tiergate::server", admin, email, "user created");
+            match s.db.create_user(&email).await {
+                Ok(Some(u)) => Ok(u),
+                // Created by someone else a moment ago: open theirs.
+                Ok(None) => {
+                    s.db.user_by_email(&email)
+                        .await
+                        .and_then(|u| u.ok_or_else(|| sqlx::Error::RowNotFound.into()))
+                }
+                Err(e) => Err(e),
+            }
         }
         Err(e) => Err(e),
     };
@@ -267,70 +311,13 @@ async fn create_user(
     }
 }
 
-/// What the edit form shows: the stored claims, or (after a failed save) what was typed.
-struct Fields {
-    plan: String,
-    role: String,
-    trial_ends: String,
-    seats: String,
-    custom: Vec<(String, String)>,
-}
-
-impl Fields {
-    fn of(claims: &Map<String, Value>) -> Fields {
-        let text = |k: &str| match claims.get(k) {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Null) | None => String::new(),
-            Some(other) => other.to_string(),
-        };
-        let role = match claims.get("role").or_else(|| claims.get("roles")) {
-            Some(Value::Array(a)) => a
-                .first()
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            Some(Value::String(s)) => s.clone(),
-            _ => String::new(),
-        };
-        let trial_ends = Claims::from_map(claims)
-            .trial_ends()
-            .map(|t| {
-                (t - chrono::Duration::seconds(1))
-                    .format("%Y-%m-%d")
-                    .to_string()
-            })
-            .unwrap_or_default();
-        let custom = claims
-            .iter()
-            .filter(|(k, _)| {
-                !matches!(
-                    k.as_str(),
-                    "plan" | "role" | "roles" | "trial_ends" | "seats"
-                )
-            })
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| v.to_string()),
-                )
-            })
-            .collect();
-        Fields {
-            plan: text("plan"),
-            role,
-            trial_ends,
-            seats: text("seats"),
-            custom,
-        }
-    }
-}
-
 /// Everything the user page shows.
 struct UserView<'a> {
     admin: &'a str,
     user: &'a UserRow,
+    /// The claims the form was rendered from (the stored ones, or after a failed
+    /// save the page's own base): a save changes only what differs from them.
+    base: &'a Map<String, Value>,
     /// The form's values: stored, or as typed when a save failed.
     fields: &'a Fields,
     /// The field a failed save names, and why.
@@ -347,6 +334,7 @@ fn user_html(s: &AppState, v: &UserView<'_>) -> Markup {
     let UserView {
         admin,
         user,
+        base,
         fields,
         error,
         at,
@@ -363,8 +351,22 @@ fn user_html(s: &AppState, v: &UserView<'_>) -> Markup {
             .map(|(_, m)| m.to_owned())
     };
     let mut custom = fields.custom.clone();
-    custom.push((String::new(), String::new()));
-    custom.push((String::new(), String::new()));
+    for _ in 0..2 {
+        custom.push(claims_form::Custom {
+            key: String::new(),
+            value: String::new(),
+            json: false,
+        });
+    }
+    let plans: Vec<&str> = policy.plans().collect();
+    let mut roles: Vec<&str> = policy.roles().collect();
+    for r in &fields.roles {
+        if !roles.contains(&r.as_str()) {
+            roles.push(r); // stored but not in the policy: shown, so a save keeps it
+        }
+    }
+    let date_input = fields.trial_ends.is_empty()
+        || chrono::NaiveDate::parse_from_str(&fields.trial_ends, "%Y-%m-%d").is_ok();
     layout(
         &user.email,
         Some(admin),
@@ -372,36 +374,54 @@ fn user_html(s: &AppState, v: &UserView<'_>) -> Markup {
             p { a href="/dashboard/users" { "← Users" } }
             h1 id="user-email" { (user.email) }
             @if saved { p id="saved" class="pill" { "Saved." } }
+            @if let Some(raw) = &user.unreadable {
+                div class="card" id="unreadable" {
+                    p class="unreadable" { "This user's stored claims are unreadable (not a JSON object); nothing can be saved on top of them until the row is fixed in the database. As stored:" }
+                    code { (raw) }
+                }
+            }
             div class="grid" {
                 form method="post" action=(format!("/dashboard/users/{}", user.id)) class="card" id="claims-form" {
                     h2 { "Claims" }
+                    input type="hidden" name="base" value=(Value::Object(base.clone()).to_string());
                     label for="plan" { "Plan" }
                     select id="plan" name="plan" {
                         option value="" selected[fields.plan.is_empty()] { "(none: " (policy.default_plan()) ")" }
-                        @for p in policy.plans() { option value=(p) selected[fields.plan == p] { (p) } }
+                        @for p in &plans { option value=(p) selected[fields.plan == *p] { (p) } }
+                        @if !fields.plan.is_empty() && !plans.contains(&fields.plan.as_str()) {
+                            option value=(fields.plan) selected { (fields.plan) " (not in the policy)" }
+                        }
                     }
                     @if let Some(e) = err_for("claims.plan") { p class="error" id="plan-error" { (e) } }
-                    label for="role" { "Role" }
-                    select id="role" name="role" {
-                        option value="" selected[fields.role.is_empty()] { "(none)" }
-                        @for r in policy.roles() { option value=(r) selected[fields.role == r] { (r) } }
+                    fieldset id="roles" {
+                        legend { "Roles" }
+                        @for r in &roles {
+                            label class="check" {
+                                input type="checkbox" name="roles" id=(format!("role-{r}")) value=(r) checked[fields.roles.iter().any(|x| x == r)];
+                                (r)
+                            }
+                        }
                     }
-                    @if let Some(e) = err_for("claims.role") { p class="error" id="role-error" { (e) } }
+                    @if let Some(e) = err_for("claims.role").or_else(|| err_for("claims.roles")) { p class="error" id="role-error" { (e) } }
                     label for="trial_ends" { "Trial ends (last day, UTC)" }
-                    input id="trial_ends" name="trial_ends" type="date" value=(fields.trial_ends);
+                    input id="trial_ends" name="trial_ends" type=(if date_input { "date" } else { "text" }) value=(fields.trial_ends);
                     p class="muted" id="trial-state" { (trial_text(ent.trial())) }
                     @if let Some(e) = err_for("claims.trial_ends") { p class="error" id="trial_ends-error" { (e) } }
                     label for="seats" { "Seats" }
                     input id="seats" name="seats" type="text" inputmode="numeric" value=(fields.seats);
                     @if let Some(e) = err_for("claims.seats") { p class="error" id="seats-error" { (e) } }
                     label { "Custom claims" }
-                    @for (k, v) in &custom {
+                    @for c in &custom {
                         div class="row" {
-                            input name="custom_key" placeholder="key" value=(k);
-                            input name="custom_value" placeholder="value" value=(v);
+                            input name="custom_key" placeholder="key" value=(c.key);
+                            input name="custom_value" placeholder="value" value=(c.value);
+                            select name="custom_type" title="text: stored as a string, whatever it looks like; JSON: a number, true/false, a list or an object" {
+                                option value="text" selected[!c.json] { "text" }
+                                option value="json" selected[c.json] { "JSON" }
+                            }
                         }
                     }
-                    @if let Some((f, e)) = error.filter(|(f, _)| !f.starts_with("claims.plan") && !["claims.role", "claims.trial_ends", "claims.seats"].contains(f)) {
+                    @if let Some((f, e)) = error.filter(|(f, _)| !["claims.plan", "claims.role", "claims.roles", "claims.trial_ends", "claims.seats"].contains(f)) {
                         p class="error" { (f) ": " (e) }
                     }
                     p { button id="save" type="submit" { "Save" } }
@@ -454,11 +474,15 @@ async fn user_page(
     method: Method,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<UserQuery>,
+    q: Result<Query<UserQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let admin = match signed_in(&s, &method, &headers).await {
         Ok(a) => a,
         Err(r) => return r,
+    };
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return query_error(&e).into_response(),
     };
     let at = match preview_time(q.at.as_deref()) {
         Ok(t) => t,
@@ -477,6 +501,7 @@ async fn user_page(
     let view = UserView {
         admin: &admin,
         user: &user,
+        base: &user.claims,
         fields: &fields,
         error: None,
         at,
@@ -485,67 +510,6 @@ async fn user_page(
         saved: q.saved.is_some(),
     };
     user_html(&s, &view).into_response()
-}
-
-/// The form's fields as a claims change: empty fields remove the claim, custom rows
-/// replace the custom claims (a value that is valid JSON is kept as JSON).
-fn change_from(
-    form: &[(String, String)],
-    stored: &Map<String, Value>,
-) -> (Map<String, Value>, Fields) {
-    let get = |k: &str| {
-        form.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_default()
-    };
-    let keys: Vec<&String> = form
-        .iter()
-        .filter(|(n, _)| n == "custom_key")
-        .map(|(_, v)| v)
-        .collect();
-    let values: Vec<&String> = form
-        .iter()
-        .filter(|(n, _)| n == "custom_value")
-        .map(|(_, v)| v)
-        .collect();
-    let fields = Fields {
-        plan: get("plan"),
-        role: get("role"),
-        trial_ends: get("trial_ends"),
-        seats: get("seats"),
-        custom: keys
-            .iter()
-            .zip(&values)
-            .filter(|(k, _)| !k.trim().is_empty())
-            .map(|(k, v)| (k.trim().to_owned(), v.to_string()))
-            .collect(),
-    };
-    let mut change = Map::new();
-    let opt = |s: &str| {
-        if s.is_empty() {
-            Value::Null
-        } else {
-            Value::String(s.to_owned())
-        }
-    };
-    change.insert("plan".into(), opt(&fields.plan));
-    change.insert("role".into(), opt(&fields.role));
-    change.insert("trial_ends".into(), opt(&fields.trial_ends));
-    change.insert("seats".into(), opt(&fields.seats));
-    for k in stored.keys().filter(|k| {
-        !matches!(
-            k.as_str(),
-            "plan" | "role" | "roles" | "trial_ends" | "seats"
-        )
-    }) {
-        change.insert(k.clone(), Value::Null);
-    }
-    for (k, v) in &fields.custom {
-        let value = serde_json::from_str::<Value>(v).unwrap_or_else(|_| Value::String(v.clone()));
-        change.insert(k.clone(), value);
-    }
-    (change, fields)
 }
 
 async fn save_user(
@@ -564,8 +528,15 @@ async fn save_user(
         Ok(None) => return (StatusCode::NOT_FOUND, "no such user").into_response(),
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let (change, fields) = change_from(&form, &user.claims);
-    match dashboard_api::change_claims(&s, &admin, &id, &change).await {
+    let fields = Fields::from_form(&form);
+    // Relative to the claims the page showed: a change stored since then by someone
+    // else is kept unless this form edited the same field.
+    let base = claims_form::base_from_form(&form).unwrap_or_else(|| user.claims.clone());
+    let result = match claims_form::change(&base, &fields) {
+        Ok(change) => dashboard_api::change_claims(&s, &admin, &id, &change).await,
+        Err(e) => Err(ApiError::field(e.field, e.message)),
+    };
+    match result {
         Ok(_) => {
             let mut res = Redirect::to(&format!("/dashboard/users/{id}?saved=1")).into_response();
             res.headers_mut()
@@ -580,6 +551,7 @@ async fn save_user(
             let view = UserView {
                 admin: &admin,
                 user: &user,
+                base: &base,
                 fields: &fields,
                 error: Some((&field, &message)),
                 at: Utc::now(),

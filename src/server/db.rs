@@ -3,16 +3,48 @@
 //! Queries go through sqlx's `Any` driver with `$1` placeholders (both databases
 //! accept them) and only portable types: `TEXT` and `BIGINT`. Times are unix
 //! milliseconds; claims and audit snapshots are JSON text.
+//!
+//! # Concurrency
+//!
+//! Every write that reads first (merging claims, using a refresh token, an
+//! idempotency key, creating the first signing key) runs in a *write transaction*
+//! ([`Db::write`]) that holds the lock it needs before it reads:
+//!
+//! - **SQLite**: one writer at a time. Writers queue on an in-process mutex and then
+//!   `BEGIN IMMEDIATE`, which takes the database's write lock up front, so a
+//!   transaction never has to upgrade a read lock (the upgrade is what answered
+//!   "database is locked" under concurrency: SQLite cannot wait for it). Other
+//!   processes on the same file (the CLI) wait through the busy timeout. The file is in
+//!   WAL mode, so readers never wait for the writer.
+//! - **PostgreSQL**: the row is locked with `SELECT … FOR UPDATE` before it is read, so
+//!   concurrent merges into one user — from any number of instances — apply one after
+//!   the other, each on the latest claims. We chose the row lock over a conditional
+//!   update with retries: 64 merges into one user would retry O(n²) times, while the
+//!   lock queues them once. New users are created with `INSERT … ON CONFLICT DO
+//!   NOTHING` first, so two first writes for one email never race.
+//!
+//! Migrations run in one transaction under `pg_advisory_xact_lock` (PostgreSQL) or
+//! `BEGIN IMMEDIATE` (SQLite), so any number of instances can start together on an
+//! empty database. (sqlx's own migrator takes the same advisory lock, but it keeps its
+//! history in `_sqlx_migrations`; databases made by earlier tiergate versions record
+//! theirs in `tiergate_schema`, which this keeps reading.)
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Row};
+use sqlx::{Any, AnyPool, Row, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// A storage error, with the database's message (never a secret: secrets are
 /// bound as parameters, not written into SQL).
 #[derive(Debug, thiserror::Error)]
 #[error("database: {0}")]
 pub struct DbError(#[from] sqlx::Error);
+
+/// How long a SQLite connection waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Migrations in order; each runs once, recorded in `tiergate_schema`.
 const MIGRATIONS: &[&str] = &[
@@ -74,6 +106,14 @@ const MIGRATIONS: &[&str] = &[
         created_at BIGINT NOT NULL,
         last_seen BIGINT NOT NULL
     )",
+    // A per-user counter of applied changes (claims, password): what a token was
+    // minted from, and what a change feed reports.
+    "ALTER TABLE users ADD COLUMN claims_version BIGINT NOT NULL DEFAULT 0",
+    // Refresh tokens rotate within a family (one sign-in); reuse revokes the family.
+    // Rows from before this column have none and are a family of their own.
+    "ALTER TABLE refresh_tokens ADD COLUMN family TEXT",
+    "CREATE INDEX refresh_user ON refresh_tokens (user_id)",
+    "CREATE INDEX refresh_family ON refresh_tokens (family)",
 ];
 
 /// A user as stored.
@@ -83,12 +123,16 @@ pub struct UserRow {
     pub id: String,
     /// Unique, lower-cased.
     pub email: String,
-    /// The claims object.
+    /// The claims object (empty when the stored text is unreadable: see `unreadable`).
     pub claims: Map<String, Value>,
+    /// The stored claims text, when it is not a JSON object.
+    pub unreadable: Option<String>,
     /// argon2id PHC string, when the user can sign in.
     pub password_hash: Option<String>,
     /// Unix milliseconds.
     pub updated_at: i64,
+    /// How many changes have been applied to this user (claims or password).
+    pub claims_version: i64,
 }
 
 /// A signing key as stored.
@@ -119,15 +163,117 @@ pub struct AuditRow {
     pub at: i64,
 }
 
+/// An `Idempotency-Key` with the request it came with.
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotencyKey<'a> {
+    /// The authenticated client: keys are per client.
+    pub client_id: &'a str,
+    /// The header's value.
+    pub key: &'a str,
+    /// A hash of the request body: the same key with another body is refused.
+    pub request_hash: &'a str,
+}
+
+/// A response remembered under an idempotency key.
+#[derive(Debug, Clone)]
+pub struct StoredResponse {
+    /// The hash of the request that produced it.
+    pub request_hash: String,
+    /// Its status.
+    pub status: u16,
+    /// Its JSON body.
+    pub body: String,
+}
+
+/// What a claims write did.
+#[derive(Debug)]
+pub enum ClaimsWrite<E> {
+    /// The change was applied (or changed nothing); the user as now stored.
+    Applied(UserRow),
+    /// The idempotency key was used before: the first response, not applied again.
+    Replayed(StoredResponse),
+    /// The change function refused the stored claims with this error.
+    Refused(E),
+    /// The stored claims are not a JSON object; nothing was written.
+    Unreadable(String),
+}
+
+/// A claims write: who, for which email, with which password and idempotency key.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimsWriteOptions<'a> {
+    /// The user's email (created if new).
+    pub email: &'a str,
+    /// `client:<id>` or `admin:<email>`, for the audit log.
+    pub actor: &'a str,
+    /// A new password hash; setting one revokes the user's refresh tokens.
+    pub password_hash: Option<&'a str>,
+    /// Apply at most once per key.
+    pub idempotency: Option<IdempotencyKey<'a>>,
+}
+
+/// What using a refresh token found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RefreshUse {
+    /// It was valid and is now used: its user, and a new token stored in its family.
+    Rotated {
+        /// The user.
+        user_id: String,
+    },
+    /// Unknown or expired.
+    Invalid,
+    /// Used a moment ago (within the race grace): two refreshes raced;
+    /// the loser is refused without revoking the winner's new token.
+    Raced,
+    /// Used long ago: probably stolen. Its family is now revoked.
+    Reused,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
 /// The server's database.
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    backend: Backend,
+    /// SQLite only: writers queue here instead of spinning on the file lock.
+    writer: Arc<Mutex<()>>,
 }
 
+/// A write transaction: on SQLite it holds the in-process writer lock too.
+struct WriteTx {
+    tx: Transaction<'static, Any>,
+    _writer: Option<OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = Transaction<'static, Any>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+impl WriteTx {
+    async fn commit(self) -> Result<(), DbError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+const USER_COLUMNS: &str = "id, email, claims, password_hash, updated_at, claims_version";
+
 impl Db {
-    /// Connects (creating a SQLite file if needed) and brings the schema up to date.
-    /// A bare path is a SQLite file.
+    /// Connects (creating a SQLite file, readable by its owner only, if needed) and
+    /// brings the schema up to date. A bare path is a SQLite file.
     pub async fn connect(url: &str) -> Result<Db, DbError> {
         install_default_drivers();
         let url = if url.contains("://") || url.starts_with("sqlite:") {
@@ -135,48 +281,123 @@ impl Db {
         } else {
             format!("sqlite://{url}")
         };
-        let url = if url.starts_with("sqlite:") && !url.contains("mode=") {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let url = if backend == Backend::Sqlite && !url.contains("mode=") {
+            create_private_file(&url)?;
             let sep = if url.contains('?') { '&' } else { '?' };
             format!("{url}{sep}mode=rwc")
         } else {
             url
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(8)
-            .connect(&url)
-            .await?;
-        let db = Db { pool };
+        let options = AnyPoolOptions::new().max_connections(match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        });
+        let options = if backend == Backend::Sqlite {
+            options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    let busy = format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis());
+                    sqlx::query(&busy).execute(&mut *conn).await?;
+                    // WAL makes NORMAL safe against corruption; a power cut may lose the
+                    // last transactions, never the file.
+                    sqlx::query("PRAGMA synchronous = NORMAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+        } else {
+            options
+        };
+        let pool = options.connect(&url).await?;
+        if backend == Backend::Sqlite {
+            // Persistent in the file: readers no longer wait for the writer.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .fetch_optional(&pool)
+                .await?;
+        }
+        let db = Db {
+            pool,
+            backend,
+            writer: Arc::new(Mutex::new(())),
+        };
         db.migrate().await?;
         Ok(db)
     }
 
-    async fn migrate(&self) -> Result<(), DbError> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS tiergate_schema (version BIGINT PRIMARY KEY)")
-            .execute(&self.pool)
-            .await?;
-        let done: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tiergate_schema")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query(sql).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO tiergate_schema (version) VALUES ($1)")
-                .bind(i as i64 + 1)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+    /// Starts a write transaction that holds the write lock before it reads (see the
+    /// module docs).
+    async fn write(&self) -> Result<WriteTx, DbError> {
+        match self.backend {
+            Backend::Sqlite => {
+                let guard = self.writer.clone().lock_owned().await;
+                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(WriteTx {
+                    tx,
+                    _writer: Some(guard),
+                })
+            }
+            Backend::Postgres => Ok(WriteTx {
+                tx: self.pool.begin().await?,
+                _writer: None,
+            }),
+        }
+    }
+
+    /// Serializes transactions that take the same `name` across instances, until
+    /// the transaction ends (PostgreSQL; on SQLite the write transaction already does).
+    async fn lock_named(&self, tx: &mut WriteTx, name: &str) -> Result<(), DbError> {
+        if self.backend == Backend::Postgres {
+            // A DO block: `pg_advisory_xact_lock` returns `void`, which the Any driver
+            // cannot decode. The name is a constant of ours, never input.
+            let sql = format!(
+                "DO $$ BEGIN PERFORM pg_advisory_xact_lock(hashtext('tiergate:{name}:' || current_schema())); END $$"
+            );
+            sqlx::query(&sql).execute(&mut ***tx).await?;
         }
         Ok(())
+    }
+
+    /// `FOR UPDATE` where the database has row locks.
+    fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), DbError> {
+        let mut tx = self.write().await?;
+        self.lock_named(&mut tx, "migrate").await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS tiergate_schema (version BIGINT PRIMARY KEY)")
+            .execute(&mut **tx)
+            .await?;
+        let done: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tiergate_schema")
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("n")?;
+        let done = usize::try_from(done).unwrap_or(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
+            sqlx::query(sql).execute(&mut **tx).await?;
+            sqlx::query("INSERT INTO tiergate_schema (version) VALUES ($1)")
+                .bind(i64::try_from(i + 1).unwrap_or(i64::MAX))
+                .execute(&mut **tx)
+                .await?;
+        }
+        tx.commit().await
     }
 
     // --- users -----------------------------------------------------------------
 
     /// The user with this email.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, DbError> {
-        let row = sqlx::query(
-            "SELECT id, email, claims, password_hash, updated_at FROM users WHERE email = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
+        ))
         .bind(email)
         .fetch_optional(&self.pool)
         .await?;
@@ -185,77 +406,151 @@ impl Db {
 
     /// The user with this id.
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>, DbError> {
-        let row = sqlx::query(
-            "SELECT id, email, claims, password_hash, updated_at FROM users WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(user_row).transpose()
     }
 
-    /// Writes a user's claims (creating the user), optionally their password hash,
-    /// and an audit entry, in one transaction. Returns the stored user.
-    pub async fn save_claims(
+    /// The response remembered under an idempotency key, if any (a fast path before
+    /// any work; [`Db::write_claims`] decides atomically).
+    pub async fn idempotent(
         &self,
-        email: &str,
-        actor: &str,
-        change: impl FnOnce(&Map<String, Value>) -> Map<String, Value>,
-        password_hash: Option<String>,
-    ) -> Result<UserRow, DbError> {
-        let mut tx = self.pool.begin().await?;
-        let existing = sqlx::query(
-            "SELECT id, email, claims, password_hash, updated_at FROM users WHERE email = $1",
-        )
-        .bind(email)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(user_row)
-        .transpose()?;
+        client_id: &str,
+        key: &str,
+    ) -> Result<Option<StoredResponse>, DbError> {
+        let row = sqlx::query("SELECT request_hash, status, response FROM idempotency WHERE client_id = $1 AND idem_key = $2")
+            .bind(client_id)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(stored_response).transpose()
+    }
+
+    /// Applies `change` to a user's stored claims (creating the user), atomically:
+    /// concurrent writes to one user apply one after the other, each to the claims
+    /// the previous one left, on one instance or many. Sets the password hash when
+    /// given (revoking the user's refresh tokens), writes one audit entry when the
+    /// claims changed, bumps the claims version on any change, and — with an
+    /// idempotency key — remembers the response (`respond`'s body) in the same
+    /// transaction, so a key applies its request once however many connections send it.
+    pub async fn write_claims<E>(
+        &self,
+        w: ClaimsWriteOptions<'_>,
+        change: impl FnOnce(&UserRow) -> Result<Map<String, Value>, E>,
+        respond: impl FnOnce(&UserRow) -> String,
+    ) -> Result<ClaimsWrite<E>, DbError> {
+        let mut tx = self.write().await?;
         let now = now_ms();
-        let (id, before, old_hash) = match existing {
-            Some(u) => (u.id, u.claims, u.password_hash),
-            None => {
-                let id = super::random_id("usr");
-                sqlx::query("INSERT INTO users (id, email, claims, created_at, updated_at) VALUES ($1, $2, '{}', $3, $3)")
-                    .bind(&id)
-                    .bind(email)
-                    .bind(now)
-                    .execute(&mut *tx)
+        if let Some(k) = w.idempotency {
+            // Claims the key first: a second transaction with the same key waits here
+            // until this one ends, then finds the key taken and replays its response.
+            let claimed = sqlx::query("INSERT INTO idempotency (client_id, idem_key, request_hash, status, response, created_at) VALUES ($1, $2, $3, 0, '', $4) ON CONFLICT DO NOTHING")
+                .bind(k.client_id)
+                .bind(k.key)
+                .bind(k.request_hash)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+            if claimed == 0 {
+                let row = sqlx::query("SELECT request_hash, status, response FROM idempotency WHERE client_id = $1 AND idem_key = $2")
+                    .bind(k.client_id)
+                    .bind(k.key)
+                    .fetch_one(&mut **tx)
                     .await?;
-                (id, Map::new(), None)
+                let stored = stored_response(row)?;
+                tx.commit().await?;
+                return Ok(ClaimsWrite::Replayed(stored));
             }
-        };
-        let after = change(&before);
-        let hash = password_hash.or(old_hash);
-        sqlx::query(
-            "UPDATE users SET claims = $1, password_hash = $2, updated_at = $3 WHERE id = $4",
-        )
-        .bind(Value::Object(after.clone()).to_string())
-        .bind(&hash)
-        .bind(now)
-        .bind(&id)
-        .execute(&mut *tx)
+        }
+        sqlx::query("INSERT INTO users (id, email, claims, created_at, updated_at, claims_version) VALUES ($1, $2, '{}', $3, $3, 0) ON CONFLICT (email) DO NOTHING")
+            .bind(super::random_id("usr"))
+            .bind(w.email)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = $1{}",
+            self.for_update()
+        ))
+        .bind(w.email)
+        .fetch_one(&mut **tx)
         .await?;
-        if before != after {
+        let before = user_row(row)?;
+        if let Some(raw) = before.unreadable {
+            return Ok(ClaimsWrite::Unreadable(raw));
+        }
+        let after = match change(&before) {
+            Ok(after) => after,
+            Err(e) => return Ok(ClaimsWrite::Refused(e)),
+        };
+        let claims_changed = before.claims != after;
+        let mut user = UserRow {
+            claims: after,
+            ..before.clone()
+        };
+        if claims_changed || w.password_hash.is_some() {
+            user.updated_at = now;
+            user.claims_version = before.claims_version.saturating_add(1);
+            if let Some(h) = w.password_hash {
+                user.password_hash = Some(h.to_owned());
+                // A new password ends every session the old one started.
+                sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1")
+                    .bind(&user.id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            sqlx::query(
+                "UPDATE users SET claims = $1, password_hash = $2, updated_at = $3, claims_version = $4 WHERE id = $5",
+            )
+            .bind(Value::Object(user.claims.clone()).to_string())
+            .bind(&user.password_hash)
+            .bind(now)
+            .bind(user.claims_version)
+            .bind(&user.id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if claims_changed {
             sqlx::query("INSERT INTO audit (id, user_id, actor, before_claims, after_claims, at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(super::random_id("aud"))
-                .bind(&id)
-                .bind(actor)
-                .bind(Value::Object(before).to_string())
-                .bind(Value::Object(after.clone()).to_string())
+                .bind(&user.id)
+                .bind(w.actor)
+                .bind(Value::Object(before.claims).to_string())
+                .bind(Value::Object(user.claims.clone()).to_string())
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
+                .await?;
+        }
+        if let Some(k) = w.idempotency {
+            sqlx::query("UPDATE idempotency SET status = 200, response = $1 WHERE client_id = $2 AND idem_key = $3")
+                .bind(respond(&user))
+                .bind(k.client_id)
+                .bind(k.key)
+                .execute(&mut **tx)
                 .await?;
         }
         tx.commit().await?;
-        Ok(UserRow {
-            id,
-            email: email.to_owned(),
-            claims: after,
-            password_hash: hash,
-            updated_at: now,
-        })
+        Ok(ClaimsWrite::Applied(user))
+    }
+
+    /// Creates a user with no claims; `None` when the email is taken.
+    pub async fn create_user(&self, email: &str) -> Result<Option<UserRow>, DbError> {
+        let now = now_ms();
+        let id = super::random_id("usr");
+        let created = sqlx::query("INSERT INTO users (id, email, claims, created_at, updated_at, claims_version) VALUES ($1, $2, '{}', $3, $3, 0) ON CONFLICT (email) DO NOTHING")
+            .bind(&id)
+            .bind(email)
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if created == 0 {
+            return Ok(None);
+        }
+        self.user_by_id(&id).await
     }
 
     /// A user's audit entries, newest first.
@@ -299,9 +594,9 @@ impl Db {
                 .fetch_one(&self.pool)
                 .await?
                 .try_get("n")?;
-        let rows = sqlx::query(
-            "SELECT id, email, claims, password_hash, updated_at FROM users WHERE email LIKE $1 ESCAPE '\\' ORDER BY email LIMIT $2 OFFSET $3",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email LIKE $1 ESCAPE '\\' ORDER BY email LIMIT $2 OFFSET $3"
+        ))
         .bind(&pattern)
         .bind(limit)
         .bind(offset)
@@ -309,6 +604,18 @@ impl Db {
         .await?;
         let users = rows.into_iter().map(user_row).collect::<Result<_, _>>()?;
         Ok((users, total))
+    }
+
+    /// Writes a user's claims column verbatim (tests of what older versions or
+    /// hand edits may leave behind).
+    #[doc(hidden)]
+    pub async fn overwrite_claims_text(&self, user_id: &str, text: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE users SET claims = $1 WHERE id = $2")
+            .bind(text)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     // --- dashboard sessions ----------------------------------------------------------
@@ -392,27 +699,34 @@ impl Db {
         Ok(row.map(|r| r.try_get("secret_hash")).transpose()?)
     }
 
-    /// Stores an admin (or replaces their password).
-    pub async fn upsert_admin(&self, email: &str, password_hash: &str) -> Result<(), DbError> {
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query("UPDATE admins SET password_hash = $1 WHERE email = $2")
-            .bind(password_hash)
-            .bind(email)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if updated == 0 {
-            sqlx::query(
-                "INSERT INTO admins (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(super::random_id("adm"))
-            .bind(email)
-            .bind(password_hash)
-            .bind(now_ms())
-            .execute(&mut *tx)
+    /// Replaces a client's secret hash if it is still `old` (a re-hash on first use;
+    /// a concurrent re-hash of the same secret is as good).
+    pub async fn rehash_client_secret(
+        &self,
+        id: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query("UPDATE clients SET secret_hash = $1 WHERE id = $2 AND secret_hash = $3")
+            .bind(new)
+            .bind(id)
+            .bind(old)
+            .execute(&self.pool)
             .await?;
-        }
-        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores an admin (or replaces their password), in one statement.
+    pub async fn upsert_admin(&self, email: &str, password_hash: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO admins (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash",
+        )
+        .bind(super::random_id("adm"))
+        .bind(email)
+        .bind(password_hash)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -447,143 +761,187 @@ impl Db {
 
     /// Adds a key and retires every older active key, in one transaction.
     pub async fn rotate_in(&self, key: &KeyRow) -> Result<(), DbError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
-            .bind(key.created_at)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO signing_keys (kid, alg, private_pkcs8, public_x, created_at) VALUES ($1, 'EdDSA', $2, $3, $4)")
-            .bind(&key.kid)
-            .bind(&key.private_pkcs8)
-            .bind(&key.public_x)
-            .bind(key.created_at)
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = self.write().await?;
+        self.lock_named(&mut tx, "keys").await?;
+        insert_key(&mut tx, key).await?;
+        tx.commit().await
+    }
+
+    /// Adds `key` only if no key is active; returns whether it did. Several instances
+    /// starting on an empty database create one key between them.
+    pub async fn ensure_active_key(&self, key: &KeyRow) -> Result<bool, DbError> {
+        let mut tx = self.write().await?;
+        self.lock_named(&mut tx, "keys").await?;
+        let active: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM signing_keys WHERE retired_at IS NULL")
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("n")?;
+        if active > 0 {
+            return Ok(false);
+        }
+        insert_key(&mut tx, key).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     // --- refresh tokens ------------------------------------------------------------
 
-    /// Stores a refresh token's hash.
+    /// Stores a refresh token's hash, in a family (one per sign-in).
     pub async fn insert_refresh(
         &self,
         token_hash: &str,
         user_id: &str,
+        family: &str,
         expires_at: i64,
     ) -> Result<(), DbError> {
         sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+            "INSERT INTO refresh_tokens (token_hash, user_id, expires_at, family) VALUES ($1, $2, $3, $4)",
         )
         .bind(token_hash)
         .bind(user_id)
         .bind(expires_at)
+        .bind(family)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Marks a refresh token used, once. Returns its user when it was unused and
-    /// unexpired; a reused token revokes every refresh token of its user (it was
-    /// probably stolen).
-    pub async fn use_refresh(&self, token_hash: &str) -> Result<Option<String>, DbError> {
+    /// Uses a refresh token and stores its successor (`new_hash`, same family), in one
+    /// transaction: of concurrent uses of one token exactly one wins, decided by one
+    /// conditional update. A token reused within `race_grace` of its first use is
+    /// taken as a race between two legitimate refreshes (a client retrying, two
+    /// tabs): refused, without revoking the winner's new token. See [`RefreshUse`].
+    pub async fn rotate_refresh(
+        &self,
+        token_hash: &str,
+        new_hash: &str,
+        new_expires_at: i64,
+        race_grace: Duration,
+    ) -> Result<RefreshUse, DbError> {
+        let grace_ms = i64::try_from(race_grace.as_millis()).unwrap_or(i64::MAX);
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(
-            "SELECT user_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let user_id: String = row.try_get("user_id")?;
-        let expires_at: i64 = row.try_get("expires_at")?;
-        let used_at: Option<i64> = row.try_get("used_at")?;
-        if used_at.is_some() {
-            sqlx::query(
-                "UPDATE refresh_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
-            )
-            .bind(now)
-            .bind(&user_id)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            return Ok(None);
-        }
-        let claimed = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+        let mut tx = self.write().await?;
+        let won = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1",
         )
         .bind(now)
         .bind(token_hash)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
+        let row = sqlx::query(
+            "SELECT user_id, used_at, family FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(RefreshUse::Invalid);
+        };
+        let user_id: String = row.try_get("user_id")?;
+        let used_at: Option<i64> = row.try_get("used_at")?;
+        // Rows from before families existed are a family of their own.
+        let family: String = row
+            .try_get::<Option<String>, _>("family")?
+            .unwrap_or_else(|| token_hash.to_owned());
+        if won == 1 {
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, user_id, expires_at, family) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(new_hash)
+            .bind(&user_id)
+            .bind(new_expires_at)
+            .bind(&family)
+            .execute(&mut **tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(RefreshUse::Rotated { user_id });
+        }
+        let outcome = match used_at {
+            None => RefreshUse::Invalid, // unused, so it lost on expiry
+            Some(at) if now.saturating_sub(at) < grace_ms => RefreshUse::Raced,
+            Some(_) => {
+                sqlx::query(
+                    "UPDATE refresh_tokens SET used_at = $1 WHERE (family = $2 OR token_hash = $2) AND used_at IS NULL",
+                )
+                .bind(now)
+                .bind(&family)
+                .execute(&mut **tx)
+                .await?;
+                RefreshUse::Reused
+            }
+        };
         tx.commit().await?;
-        Ok((claimed == 1 && expires_at > now).then_some(user_id))
-    }
-
-    // --- idempotency ---------------------------------------------------------------
-
-    /// A stored response for (client, key): the request hash, status and body.
-    pub async fn idempotent(
-        &self,
-        client_id: &str,
-        key: &str,
-    ) -> Result<Option<(String, u16, String)>, DbError> {
-        let row = sqlx::query("SELECT request_hash, status, response FROM idempotency WHERE client_id = $1 AND idem_key = $2")
-            .bind(client_id)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            let status: i64 = r.try_get("status")?;
-            Ok((
-                r.try_get("request_hash")?,
-                status as u16,
-                r.try_get("response")?,
-            ))
-        })
-        .transpose()
-    }
-
-    /// Remembers a response for (client, key); the first writer wins.
-    pub async fn remember(
-        &self,
-        client_id: &str,
-        key: &str,
-        request_hash: &str,
-        status: u16,
-        body: &str,
-    ) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO idempotency (client_id, idem_key, request_hash, status, response, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING")
-            .bind(client_id)
-            .bind(key)
-            .bind(request_hash)
-            .bind(i64::from(status))
-            .bind(body)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        Ok(outcome)
     }
 }
 
-fn user_row(r: sqlx::any::AnyRow) -> Result<UserRow, DbError> {
-    let claims: String = r.try_get("claims")?;
-    Ok(UserRow {
-        id: r.try_get("id")?,
-        email: r.try_get("email")?,
-        claims: match json_text(claims) {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        },
-        password_hash: r.try_get("password_hash")?,
-        updated_at: r.try_get("updated_at")?,
+async fn insert_key(tx: &mut WriteTx, key: &KeyRow) -> Result<(), DbError> {
+    sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+        .bind(key.created_at)
+        .execute(&mut ***tx)
+        .await?;
+    sqlx::query("INSERT INTO signing_keys (kid, alg, private_pkcs8, public_x, created_at) VALUES ($1, 'EdDSA', $2, $3, $4)")
+        .bind(&key.kid)
+        .bind(&key.private_pkcs8)
+        .bind(&key.public_x)
+        .bind(key.created_at)
+        .execute(&mut ***tx)
+        .await?;
+    Ok(())
+}
+
+/// Creates the SQLite file with mode 0600 if it does not exist yet: it holds the
+/// private signing keys. (SQLite gives its `-wal` and `-shm` files the same mode.)
+fn create_private_file(url: &str) -> Result<(), DbError> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(':') {
+        return Ok(()); // in memory
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(DbError(sqlx::Error::Io(e))),
+    }
+}
+
+fn stored_response(r: sqlx::any::AnyRow) -> Result<StoredResponse, DbError> {
+    let status: i64 = r.try_get("status")?;
+    Ok(StoredResponse {
+        request_hash: r.try_get("request_hash")?,
+        status: u16::try_from(status).unwrap_or(500),
+        body: r.try_get("response")?,
     })
 }
 
+fn user_row(r: sqlx::any::AnyRow) -> Result<UserRow, DbError> {
+    let text: String = r.try_get("claims")?;
+    let (claims, unreadable) = match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(m)) => (m, None),
+        _ => (Map::new(), Some(text)),
+    };
+    Ok(UserRow {
+        id: r.try_get("id")?,
+        email: r.try_get("email")?,
+        claims,
+        unreadable,
+        password_hash: r.try_get("password_hash")?,
+        updated_at: r.try_get("updated_at")?,
+        claims_version: r.try_get("claims_version")?,
+    })
+}
+
+/// Audit snapshots: JSON, or the raw text as a string when it is not.
 fn json_text(s: String) -> Value {
-    serde_json::from_str(&s).unwrap_or(Value::Null)
+    serde_json::from_str(&s).unwrap_or(Value::String(s))
 }
 
 /// Now, in unix milliseconds.

@@ -10,6 +10,12 @@ use crate::policy::suggest::did_you_mean;
 
 /// Checks each claim the request sets (`null` removes a claim and is always fine).
 pub fn check_claims(policy: &Policy, claims: &Map<String, Value>) -> Result<(), ApiError> {
+    if claims.contains_key("role") && claims.contains_key("roles") {
+        return Err(ApiError::field(
+            "claims.roles",
+            "send `role` (one) or `roles` (a list), not both: they are one claim",
+        ));
+    }
     for (key, value) in claims {
         if value.is_null() {
             continue;
@@ -40,10 +46,13 @@ pub fn check_claims(policy: &Policy, claims: &Map<String, Value>) -> Result<(), 
                     known(&policy.roles().collect::<Vec<_>>(), role, "role", &field)?;
                 }
             }
-            "trial_ends" if parse_trial_ends(value).is_none() => {
+            "trial_ends"
+                if !parse_trial_ends(value).is_some_and(|t| (0..=LAST_TRIAL_END).contains(&t)) =>
+            {
                 return Err(ApiError::field(
                     field,
-                    "`trial_ends` must be a date (\"2026-04-15\"), an RFC 3339 time or unix seconds",
+                    "`trial_ends` must be a date (\"2026-04-15\"), an RFC 3339 time or unix \
+                     seconds, between 1970-01-01 and 9999-12-31",
                 ));
             }
             "seats" if parse_seats(value).is_none() => {
@@ -57,6 +66,10 @@ pub fn check_claims(policy: &Policy, claims: &Map<String, Value>) -> Result<(), 
     }
     Ok(())
 }
+
+/// The end of 9999-12-31 (UTC): the last trial end every part of the system (the
+/// dashboard's dates, the engine's day counts, chrono) can hold.
+const LAST_TRIAL_END: i64 = 253_402_300_800;
 
 fn known(names: &[&str], name: &str, what: &str, field: &str) -> Result<(), ApiError> {
     if names.contains(&name) {
@@ -93,21 +106,80 @@ pub fn merge(stored: &Map<String, Value>, change: &Map<String, Value>) -> Map<St
     out
 }
 
-/// A valid-looking email, lower-cased: one `@` with text on both sides, no spaces.
+/// An email address as one identity: checked, and in the one form it is stored in.
+///
+/// - Syntax: the local part per RFC 5322 / 6531 (`email_address`), the domain per
+///   IDNA (UTS 46, STD3 rules, DNS lengths), stored as ASCII (`xn--…`), so
+///   `bücher.de` and `xn--bcher-kva.de` are one domain; at least two labels.
+/// - Refused (422 naming `email`): control, invisible and zero-width characters;
+///   characters that NFKC would turn into others (the Kelvin sign `K` that
+///   lower-cases onto `k`, fullwidth letters, ligatures) — so case folding can never
+///   map one address onto another stored one; and parts that mix scripts (a
+///   Cyrillic `а` among Latin letters).
+/// - The local part is lower-cased (Unicode), the whole trimmed.
 pub fn email(raw: &str) -> Result<String, ApiError> {
-    let e = raw.trim().to_lowercase();
-    let ok = e.len() <= 254
-        && !e.chars().any(char::is_whitespace)
-        && e.split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'));
-    if ok {
-        Ok(e)
-    } else {
-        Err(ApiError::field(
-            "email",
-            "an email address like ada@example.com",
-        ))
+    email_as("email", raw)
+}
+
+/// [`email`], naming another field in its error.
+pub fn email_as(field: &str, raw: &str) -> Result<String, ApiError> {
+    let bad = |why: &str| {
+        ApiError::field(
+            field,
+            format!("{why}; write an address like ada@example.com"),
+        )
+    };
+    let raw = raw.trim();
+    if raw.is_empty() || raw.len() > 254 {
+        return Err(bad("an email address has 1 to 254 characters"));
     }
+    if raw.chars().any(invisible) {
+        return Err(bad(
+            "the address contains a control, invisible or zero-width character",
+        ));
+    }
+    if !unicode_normalization::is_nfkc(raw) {
+        return Err(bad(
+            "the address contains a character that stands for another (a compatibility \
+             or fullwidth form, such as the Kelvin sign for K): type the plain letter",
+        ));
+    }
+    let Some((local, domain)) = raw.rsplit_once('@') else {
+        return Err(bad("an email address has an @"));
+    };
+    let local = local.to_lowercase();
+    if !email_address::EmailAddress::is_valid_local_part(&local) {
+        return Err(bad("the part before the @ is not a valid mailbox name"));
+    }
+    let domain_ascii = idna::domain_to_ascii_strict(domain)
+        .map_err(|_| bad("the part after the @ is not a valid domain name"))?;
+    let labels: Vec<&str> = domain_ascii.split('.').collect();
+    if labels.len() < 2 || labels.iter().any(|l| l.is_empty()) {
+        return Err(bad("the domain needs a name and a top-level domain"));
+    }
+    use unicode_security::MixedScript as _;
+    let mixed = !local.as_str().is_single_script()
+        || domain.split('.').any(|label| !label.is_single_script());
+    if mixed {
+        return Err(bad(
+            "the address mixes scripts (e.g. a Cyrillic letter among Latin ones), so it \
+             would look like another address",
+        ));
+    }
+    Ok(format!("{local}@{domain_ascii}"))
+}
+
+/// Control characters, and the format characters that render as nothing (zero-width
+/// spaces and joiners, bidirectional marks, the soft hyphen, word joiners, BOM).
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || c.is_whitespace()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+            | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E0FFF}')
 }
 
 #[cfg(test)]

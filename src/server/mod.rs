@@ -18,17 +18,21 @@
 //! ```
 
 pub mod api;
+pub mod claims_form;
+pub mod client_addr;
 pub mod dashboard_api;
 pub mod dashboard_pages;
 pub mod db;
 pub mod demo;
 pub mod input;
+pub mod limits;
 pub mod problem;
 pub mod secrets;
 pub mod session;
 pub mod signing;
+pub mod state;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,15 +56,25 @@ pub struct ServeOptions {
     pub addr: SocketAddr,
     /// The `iss` of issued tokens; default `http://{addr}`.
     pub issuer: Option<String>,
-    /// The `aud` of issued tokens.
+    /// The `aud` of user tokens.
     pub audience: String,
+    /// The `aud` of machine tokens (`/oauth/token`); default `{audience}:machine`.
+    /// Different from the user audience, so an app gated for users refuses machine
+    /// tokens unless its verifier accepts this audience too.
+    pub machine_audience: Option<String>,
     /// Access-token lifetime.
     pub token_ttl: Duration,
     /// Also serve the gated demo app here.
     pub demo_addr: Option<SocketAddr>,
-    /// Requests per minute per address on the sign-in, token and claims endpoints
-    /// (0 disables the limit).
-    pub rate_limit_per_minute: u32,
+    /// Sign-in and failed-authentication budgets (see [`limits`]).
+    pub rate_limits: limits::RateLimits,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers name the client (a load
+    /// balancer in front); from anyone else those headers are ignored.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// A refresh token used again within this long after its first use is refused
+    /// without revoking anything (two tabs or a retry racing); used again later, it
+    /// revokes its whole family (it was probably stolen). Default 10 s.
+    pub refresh_race_grace: Duration,
     /// Dashboard sessions: timeouts, and `secure` when served behind HTTPS
     /// (cookies `Secure` with a `__Host-` name).
     pub sessions: session::SessionConfig,
@@ -74,9 +88,12 @@ impl Default for ServeOptions {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             issuer: None,
             audience: "tiergate-demo".into(),
+            machine_audience: None,
             token_ttl: Duration::from_secs(300),
             demo_addr: None,
-            rate_limit_per_minute: 120,
+            rate_limits: limits::RateLimits::default(),
+            trusted_proxies: Vec::new(),
+            refresh_race_grace: Duration::from_secs(10),
             sessions: session::SessionConfig::default(),
         }
     }
@@ -111,7 +128,7 @@ pub enum ServeError {
 pub struct Server {
     api: TcpListener,
     demo: Option<(TcpListener, TierGate)>,
-    state: Arc<api::AppState>,
+    state: state::Shared,
     _watch: Option<crate::reload::WatchHandle>,
     created_key: bool,
 }
@@ -135,14 +152,21 @@ impl Server {
             .issuer
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        let state = Arc::new(api::AppState {
+        let state = Arc::new(state::AppState {
             db,
             store: store.clone(),
             signer,
             issuer: issuer.clone(),
             audience: options.audience.clone(),
-            limiter: secrets::RateLimiter::new(options.rate_limit_per_minute),
+            machine_audience: options
+                .machine_audience
+                .clone()
+                .unwrap_or_else(|| format!("{}:machine", options.audience)),
+            limits: limits::Limiter::new(&options.rate_limits),
+            hasher: secrets::Hasher::default(),
+            trusted_proxies: options.trusted_proxies.clone(),
             sessions: options.sessions.clone(),
+            refresh_race_grace: options.refresh_race_grace,
         });
         let demo = match options.demo_addr {
             None => None,
@@ -187,9 +211,10 @@ impl Server {
 
     /// The API's bound address.
     pub fn addr(&self) -> SocketAddr {
+        // A listener bound by `bind` has an address; the fallback is never reached.
         self.api
             .local_addr()
-            .expect("a bound listener has an address")
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// The demo app's bound address, if it runs.
@@ -214,7 +239,7 @@ impl Server {
 
     /// Serves until an error (or forever).
     pub async fn run(self) -> Result<(), ServeError> {
-        let app = api::router(self.state.clone());
+        let app = router(self.state.clone());
         let api = axum::serve(
             self.api,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -230,19 +255,53 @@ impl Server {
     }
 }
 
-/// Creates an API client; returns `(client_id, client_secret)`. The secret is stored
-/// only as an argon2id hash: it cannot be shown again.
+/// Every route of the API, the dashboard and its JSON, with the headers every
+/// answer carries: a Content-Security-Policy that allows no script and no inline
+/// style, no framing, no referrer, no MIME sniffing, and `Cache-Control: no-store`
+/// unless the answer says otherwise (the JWKS and the stylesheet do).
+pub(crate) fn router(state: state::Shared) -> axum::Router {
+    use axum::http::{HeaderName, HeaderValue, header};
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let always = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+    };
+    axum::Router::new()
+        .merge(api::router())
+        .merge(dashboard_api::router())
+        .merge(dashboard_pages::router())
+        .layer(axum::extract::DefaultBodyLimit::max(state::MAX_BODY_BYTES))
+        .layer(always(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .layer(always(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(always(header::REFERRER_POLICY, "no-referrer"))
+        .layer(always(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .with_state(state)
+}
+
+/// Creates an API client; returns `(client_id, client_secret)`. The secret is 256
+/// random bits, stored only as a keyed hash (see [`secrets`]): it cannot be shown
+/// again.
 pub async fn create_client(db: &Db, name: &str) -> Result<(String, String), db::DbError> {
     let id = random_id("cli");
     let secret = secrets::random_secret();
-    let hash = secrets::hash(secret.clone()).await;
-    db.insert_client(&id, name, &hash).await?;
+    db.insert_client(&id, name, &secrets::hash_client_secret(&secret))
+        .await?;
     Ok((id, secret))
 }
 
-/// Creates an admin, or sets an existing admin's password.
+/// Creates an admin, or sets an existing admin's password (argon2id).
 pub async fn create_admin(db: &Db, email: &str, password: &str) -> Result<(), db::DbError> {
-    let hash = secrets::hash(password.to_owned()).await;
+    let password = password.to_owned();
+    let hash = tokio::task::spawn_blocking(move || secrets::hash_now(&password))
+        .await
+        .map_err(|_| db::DbError::from(sqlx::Error::WorkerCrashed))?;
     db.upsert_admin(email, &hash).await
 }
 

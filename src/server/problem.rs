@@ -12,6 +12,9 @@ pub struct ApiError {
     detail: String,
     field: Option<String>,
     retry_after: Option<u64>,
+    /// `WWW-Authenticate` on a 401: only where HTTP Basic is an accepted method, so
+    /// a browser never pops a password prompt for the dashboard.
+    challenge: Option<&'static str>,
 }
 
 impl ApiError {
@@ -23,7 +26,14 @@ impl ApiError {
             detail: detail.into(),
             field: None,
             retry_after: None,
+            challenge: None,
         }
+    }
+
+    /// The same problem, naming a field.
+    pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
+        self.field = Some(field.into());
+        self
     }
 
     /// 422 for one field of the request.
@@ -36,11 +46,48 @@ impl ApiError {
 
     /// 401 for bad client credentials: the same body whether or not the client exists.
     pub fn bad_client() -> ApiError {
+        ApiError {
+            challenge: Some("Basic realm=\"tiergate\""),
+            ..ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "the client id or secret is wrong",
+            )
+        }
+    }
+
+    /// 401 for a request with no client credentials at all.
+    pub fn no_client() -> ApiError {
+        ApiError {
+            challenge: Some("Basic realm=\"tiergate\""),
+            ..ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "send client_id and client_secret in the body or as HTTP Basic credentials",
+            )
+        }
+    }
+
+    /// 400 for a request that authenticates the client twice (RFC 6749 §2.3).
+    pub fn two_client_methods() -> ApiError {
         ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "the client id or secret is wrong",
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "use one client authentication method: client_id and client_secret in the body, \
+             or HTTP Basic — not both",
         )
+    }
+
+    /// 503 with `Retry-After`: password hashing is at capacity.
+    pub fn busy() -> ApiError {
+        ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the server is at capacity for password checks; retry in a second",
+            )
+        }
     }
 
     /// 429 with `Retry-After`.
@@ -50,7 +97,7 @@ impl ApiError {
             ..ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
-                "too many requests from this address; retry later",
+                "too many attempts; retry after the time in Retry-After",
             )
         }
     }
@@ -83,6 +130,12 @@ impl ApiError {
     }
 }
 
+impl From<super::secrets::Busy> for ApiError {
+    fn from(_: super::secrets::Busy) -> Self {
+        ApiError::busy()
+    }
+}
+
 impl From<super::db::DbError> for ApiError {
     fn from(e: super::db::DbError) -> Self {
         ApiError::internal(e)
@@ -97,11 +150,8 @@ impl IntoResponse for ApiError {
         if let Some(s) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
-            h.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"tiergate\""),
-            );
+        if let Some(c) = self.challenge {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
         }
         res
     }

@@ -55,12 +55,8 @@ impl Signer {
     /// Loads the keys, creating the first one if there is none. Returns the signer
     /// and whether a key was created.
     pub async fn open(db: Db, ttl: Duration) -> Result<(Signer, bool), DbError> {
-        let created = if db.keys().await?.iter().all(|k| k.retired_at.is_some()) {
-            db.rotate_in(&generate_key()).await?;
-            true
-        } else {
-            false
-        };
+        // Decided under a lock, so instances starting together create one key.
+        let created = db.ensure_active_key(&generate_key()).await?;
         Ok((
             Signer {
                 db,

@@ -124,3 +124,22 @@ pub fn sign_ed25519(private_pem_file: &str, kid: &str, payload: &Value) -> Strin
     let key = EncodingKey::from_ed_pem(&key_file(private_pem_file)).unwrap();
     jsonwebtoken::encode(&header, payload, &key).unwrap()
 }
+
+/// The one skip policy for parts from outside Rust (PostgreSQL, Chromium and
+/// chromedriver, test vectors in `../shared`): a test whose part is missing prints
+/// one line saying what was skipped and how to enable it, and returns early — except
+/// under `CI=true` or `TIERGATE_TEST_REQUIRE=all`, where a missing part fails the
+/// test. Returns whether the test may go on.
+pub fn outside_part(test: &str, part: &str, available: bool, how: &str) -> bool {
+    if available {
+        return true;
+    }
+    let required = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || std::env::var("TIERGATE_TEST_REQUIRE").is_ok_and(|v| v == "all");
+    assert!(
+        !required,
+        "{test} needs {part}, which is missing (CI=true or TIERGATE_TEST_REQUIRE=all: missing parts fail): {how}"
+    );
+    eprintln!("SKIPPED {test}: {part} is missing; to run it: {how}");
+    false
+}
