@@ -20,7 +20,9 @@
 //! use std::net::IpAddr;
 //! use tiergate::server::limits::{Limiter, RateLimits};
 //!
-//! let limiter = Limiter::new(&RateLimits { failed_auth_per_address: 2, ..RateLimits::default() });
+//! let mut limits = RateLimits::default();
+//! limits.failed_auth_per_address = 2;
+//! let limiter = Limiter::new(&limits);
 //! let addr: IpAddr = "192.0.2.7".parse().unwrap();
 //! assert!(limiter.failed_auth("cli_a", addr).is_ok());
 //! assert!(limiter.failed_auth("cli_b", addr).is_ok());

@@ -9,23 +9,20 @@
 //!   `hmac-sha256$<salt>$<mac>` — HMAC-SHA256 keyed with a per-client random salt —
 //!   and compared in constant time: ~1 µs. Clients created before this keep their
 //!   argon2id hash until their first successful call, which re-hashes.
-//! - **Passwords** that people choose get argon2id, through a [`Hasher`] that runs
-//!   at most one hash per core and queues a bounded number more; beyond that it
-//!   answers [`Busy`] at once (a 503 with `Retry-After`), so a flood of wrong
-//!   passwords costs bounded memory (~19 MiB per running hash) and never delays
-//!   the valid calls that do not hash at all.
+//! - **Passwords** that people choose get argon2id, through a [`Hasher`]: one
+//!   thread per core and a bounded queue; beyond that it answers [`Busy`] at once (a
+//!   503 with `Retry-After`), so a flood of wrong passwords costs bounded memory
+//!   (~19 MiB per hashing thread) and never delays the valid calls that do not hash.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
 
 /// Fills `buf` from the system's random source. The only failure is an OS without
 /// one, where no secret could be made safely: stopping is the honest answer.
@@ -140,13 +137,20 @@ pub async fn check_client_secret(
 #[error("password hashing is at capacity; retry in a moment")]
 pub struct Busy;
 
-/// argon2id with bounded concurrency: at most `running` hashes at once (one per
-/// core by default), at most `queued` more waiting, each for at most `max_wait`.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// argon2id on a fixed set of threads (one per core by default) fed by a bounded
+/// queue: a call that finds the queue full, or waits longer than `max_wait`, is
+/// answered [`Busy`] at once.
+///
+/// Fixed threads rather than tokio's blocking pool because of memory: each argon2id
+/// hash allocates 19 MiB, and the allocator keeps what a thread freed for that
+/// thread's next use. On the blocking pool every hash may land on another of up to
+/// 512 threads, and a flood of 224 wrong passwords left 225 MB resident after ten
+/// hashes; on two fixed threads the same flood stays near 2 × 19 MiB.
 #[derive(Debug, Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
-    waiting: Arc<AtomicUsize>,
-    queued: usize,
+    queue: std::sync::mpsc::SyncSender<Job>,
     max_wait: Duration,
 }
 
@@ -157,54 +161,53 @@ impl Default for Hasher {
     }
 }
 
-/// Counts a waiter for as long as it waits, even when its request is dropped.
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 impl Hasher {
-    /// A hasher running at most `running` hashes, with `queued` more waiting at most
-    /// `max_wait` each.
-    pub fn new(running: usize, queued: usize, max_wait: Duration) -> Hasher {
-        Hasher {
-            permits: Arc::new(Semaphore::new(running.max(1))),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            queued,
-            max_wait,
+    /// A hasher with `threads` threads, `queued` calls waiting at most, each for at
+    /// most `max_wait`. The threads end when the last clone of the hasher is dropped.
+    pub fn new(threads: usize, queued: usize, max_wait: Duration) -> Hasher {
+        let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(queued);
+        let jobs = Arc::new(std::sync::Mutex::new(jobs));
+        for i in 0..threads.max(1) {
+            let jobs = jobs.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("tiergate-hash-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while taking a job, not while hashing.
+                        let job = match jobs.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return, // every hasher is gone
+                        }
+                    }
+                });
+            if spawned.is_err() {
+                tracing::error!(target: "tiergate::server", "cannot start a password hashing thread");
+            }
         }
+        Hasher { queue, max_wait }
     }
 
-    /// Runs `work` on a blocking thread once a permit is free, or answers `Busy`.
+    /// Runs `work` on a hashing thread, or answers `Busy` when the queue is full or
+    /// the wait is over. Work whose caller has stopped waiting is skipped.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Busy> {
-        let permit = match self.permits.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queued {
-                    self.waiting.fetch_sub(1, Ordering::AcqRel);
-                    return Err(Busy);
-                }
-                let _waiting = Waiting(&self.waiting);
-                match tokio::time::timeout(self.max_wait, self.permits.clone().acquire_owned())
-                    .await
-                {
-                    Ok(Ok(p)) => p,
-                    _ => return Err(Busy),
-                }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            if !tx.is_closed() {
+                let _ = tx.send(work());
             }
-        };
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work()
-        })
-        .await
-        .map_err(|_| Busy)
+        });
+        self.queue.try_send(job).map_err(|_| Busy)?;
+        match tokio::time::timeout(self.max_wait, rx).await {
+            Ok(Ok(v)) => Ok(v),
+            _ => Err(Busy),
+        }
     }
 
     /// Hashes a password with argon2id.
@@ -222,36 +225,111 @@ impl Hasher {
         self.run(move || {
             static DUMMY: OnceLock<String> = OnceLock::new();
             let dummy = DUMMY.get_or_init(|| hash_now(&random_secret()));
-            let (hash, real) = match &stored {
-                Some(h) => (h.as_str(), true),
-                None => (dummy.as_str(), false),
-            };
-            let ok = PasswordHash::new(hash).is_ok_and(|h| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            });
-            ok && real
+            match &stored {
+                Some(h) => verify_now(&password, h),
+                None => {
+                    let _ = verify_now(&password, dummy);
+                    false
+                }
+            }
         })
         .await
     }
 }
 
-/// Hashes a password synchronously (the CLI, and the hasher's blocking threads).
+/// The largest memory cost a stored hash may ask for (64 MiB): hashes are ours, so
+/// a bigger one was not written by this server and is not run.
+const MAX_M_COST_KIB: u32 = 64 * 1024;
+
+thread_local! {
+    /// argon2's working memory, kept by each thread that hashes and reused: a
+    /// fresh 19 MiB allocation per hash is what the allocator failed to give back
+    /// (resident memory grew by 19 MiB per hash up to ~210 MB).
+    static BLOCKS: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// argon2 into `out`, in this thread's reused memory.
+fn argon2_into(
+    argon: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> bool {
+    BLOCKS.with(|blocks| {
+        let Ok(mut blocks) = blocks.try_borrow_mut() else {
+            return false;
+        };
+        let need = params.block_count();
+        if blocks.len() < need {
+            blocks.resize(need, Block::default());
+        }
+        blocks.get_mut(..need).is_some_and(|b| {
+            argon
+                .hash_password_into_with_memory(password, salt, out, b)
+                .is_ok()
+        })
+    })
+}
+
+/// Hashes a password with argon2id (default parameters) into a PHC string,
+/// synchronously (the CLI, and the hasher's threads).
 pub fn hash_now(password: &str) -> String {
     let mut salt = [0u8; 16];
     fill_random(&mut salt);
-    // 16 bytes is always a valid salt, and the default parameters always hash: an
-    // error here would be argon2's bug, answered with an unusable hash (never a match).
-    SaltString::encode_b64(&salt)
-        .ok()
-        .and_then(|salt| {
-            Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
-                .ok()
-                .map(|h| h.to_string())
+    let params = Params::default();
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let phc = argon2_into(&argon, &params, password.as_bytes(), &salt, &mut out)
+        .then(|| {
+            let salt = SaltString::encode_b64(&salt).ok()?;
+            Some(
+                PasswordHash {
+                    algorithm: argon2::ARGON2ID_IDENT,
+                    version: Some(Version::V0x13.into()),
+                    params: ParamsString::try_from(&params).ok()?,
+                    salt: Some(salt.as_salt()),
+                    hash: Some(Output::new(&out).ok()?),
+                }
+                .to_string(),
+            )
         })
-        .unwrap_or_else(|| "!unhashable".to_owned())
+        .flatten();
+    // Only an argon2 bug could fail here: the answer is a hash nothing matches.
+    phc.unwrap_or_else(|| "!unhashable".to_owned())
+}
+
+/// Checks a password against a PHC string, synchronously; `false` for anything that
+/// is not an argon2 hash this server could have written.
+fn verify_now(password: &str, stored: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+    ) else {
+        return false;
+    };
+    let version = parsed
+        .version
+        .map_or(Ok(Version::V0x13), Version::try_from)
+        .unwrap_or(Version::V0x13);
+    let (Some(expected), Some(salt)) = (parsed.hash, parsed.salt) else {
+        return false;
+    };
+    if params.m_cost() > MAX_M_COST_KIB {
+        return false;
+    }
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let argon = Argon2::new(algorithm, version, params.clone());
+    argon2_into(&argon, &params, password.as_bytes(), salt, &mut out)
+        // `Output`'s equality is constant-time.
+        && Output::new(&out).is_ok_and(|o| o == expected)
 }
 
 #[cfg(test)]
@@ -303,23 +381,28 @@ mod tests {
         let hasher = Hasher::new(1, 2, Duration::from_secs(30));
         let (release, gate) = std::sync::mpsc::channel::<()>();
         let gate = Arc::new(std::sync::Mutex::new(gate));
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
         let blocked = |hasher: &Hasher| {
             let hasher = hasher.clone();
             let gate = gate.clone();
+            let started_tx = started_tx.clone();
             tokio::spawn(async move {
                 hasher
-                    .run(move || gate.lock().map(|g| g.recv().is_ok()).unwrap_or(false))
+                    .run(move || {
+                        let _ = started_tx.send(());
+                        gate.lock().map(|g| g.recv().is_ok()).unwrap_or(false)
+                    })
                     .await
             })
         };
         let running = blocked(&hasher);
-        while hasher.permits.available_permits() > 0 {
-            tokio::task::yield_now().await;
-        }
+        tokio::task::spawn_blocking(move || started.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        // The one thread is busy; two calls fit in the queue.
         let queued = [blocked(&hasher), blocked(&hasher)];
-        while hasher.waiting.load(Ordering::Acquire) < 2 {
-            tokio::task::yield_now().await;
-        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
         for _ in 0..9 {
             assert_eq!(
                 hasher.run(|| ()).await,
@@ -334,8 +417,63 @@ mod tests {
         for q in queued {
             assert_eq!(q.await.unwrap(), Ok(true), "the queued ones run");
         }
-        assert_eq!(hasher.waiting.load(Ordering::Acquire), 0);
         let h = hash_now("a password");
         assert!(hasher.verify("a password", Some(&h)).await.unwrap());
+    }
+
+    #[test]
+    fn hashes_read_and_written_by_the_argon2_crate_itself_agree_with_ours() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let theirs = Argon2::default()
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_now("correct horse", &theirs));
+        assert!(!verify_now("wrong", &theirs));
+        let ours = hash_now("correct horse");
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", &parsed)
+                .is_ok()
+        );
+        for junk in [
+            "",
+            "$argon2id$",
+            "!unhashable",
+            "$argon2id$v=19$m=999999999,t=2,p=1$c2FsdHNhbHQ$aGFzaA",
+        ] {
+            assert!(!verify_now("x", junk), "{junk}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn work_whose_caller_gave_up_is_skipped() {
+        let hasher = Hasher::new(1, 4, Duration::from_millis(50));
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let slow = hasher.clone();
+        let first = tokio::spawn(async move {
+            slow.run(move || {
+                let _ = started_tx.send(());
+                gate.recv().is_ok()
+            })
+            .await
+        });
+        tokio::task::spawn_blocking(move || started.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        let late = hasher
+            .run(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
+            .await;
+        assert_eq!(late, Err(Busy), "waited past max_wait");
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), Err(Busy));
+        assert_eq!(hasher.run(|| 7).await, Ok(7));
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst), "skipped");
     }
 }
