@@ -151,18 +151,18 @@ async fn set_claims(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let request_hash = body
-        .as_ref()
-        .map(|b| secrets::sha256_hex(&String::from_utf8_lossy(b)))
-        .unwrap_or_default();
-    let req: SetClaims = parse(body)?;
-    let (client, secret) = credentials(&headers, req.client_id.clone(), req.client_secret.clone())?;
-    authenticate(&s, addr, &client, &secret).await?;
-
     let idem_key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let request_hash = match (&idem_key, &body) {
+        (Some(_), Ok(b)) => secrets::sha256_hex(&String::from_utf8_lossy(b)),
+        _ => String::new(),
+    };
+    let req: SetClaims = parse(body)?;
+    let (client, secret) = credentials(&headers, req.client_id.clone(), req.client_secret.clone())?;
+    authenticate(&s, addr, &client, &secret).await?;
+
     // A replay answers before any work; a key sent on several connections at once is
     // decided inside the write (`Db::write_claims`).
     if let Some(key) = &idem_key
@@ -204,7 +204,7 @@ async fn set_claims(
         .await?;
     match written {
         ClaimsWrite::Applied(user) => {
-            tracing::info!(target: "tiergate::server", actor, user = %user.id, version = user.claims_version, "claims set");
+            tracing::debug!(target: "tiergate::server", actor, user = %user.id, version = user.claims_version, "claims set");
             Ok(json_response(StatusCode::OK, user_json(&user).to_string()))
         }
         ClaimsWrite::Replayed(stored) => replay(stored, &request_hash),
