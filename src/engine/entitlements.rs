@@ -243,7 +243,15 @@ impl Entitlements {
 
     /// The caller's trial now.
     pub fn trial(&self) -> Trial {
-        let at = |t: i64| DateTime::from_timestamp(t, 0).unwrap_or_default();
+        // A `trial_ends` beyond what a date can hold is shown as the last (or first)
+        // date there is, never as the epoch (a fuzzer found "active, ended 1970").
+        let at = |t: i64| {
+            DateTime::from_timestamp(t, 0).unwrap_or(if t > 0 {
+                DateTime::<Utc>::MAX_UTC
+            } else {
+                DateTime::<Utc>::MIN_UTC
+            })
+        };
         match self.trial {
             TrialPhase::None => Trial::None,
             TrialPhase::Active => Trial::Active {

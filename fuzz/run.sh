@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs the fuzz campaign: each target for MINUTES (default 15; signed_payload twice
+# as long), two at a time on this 2-core machine, then minimizes each corpus in place
+# (fuzz/corpus/<target>/, which `cargo test` replays on stable through
+# tests/fuzz_corpus.rs). Needs the nightly toolchain; installs cargo-fuzz if missing.
+#
+#   bash fuzz/run.sh                 # the full campaign (~1 hour)
+#   MINUTES=1 bash fuzz/run.sh policy token
+set -euo pipefail
+cd "$(dirname "$0")"
+MINUTES=${MINUTES:-15}
+TARGETS=("$@")
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(signed_payload policy token claims jwks routes)
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+mkdir -p logs
+cargo +nightly fuzz build --release
+run() {
+    local t=$1 secs=$(( MINUTES * 60 ))
+    [ "$t" = signed_payload ] && secs=$(( secs * 2 ))
+    mkdir -p "corpus/$t"
+    cargo +nightly fuzz run --release "$t" "corpus/$t" -- -max_total_time="$secs" -print_final_stats=1 \
+        > "logs/$t.log" 2>&1 || echo "$t: FOUND SOMETHING, see fuzz/logs/$t.log and fuzz/artifacts/$t/"
+    cargo +nightly fuzz cmin --release "$t" "corpus/$t" >> "logs/$t.log" 2>&1 || true
+    local execs cov
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "logs/$t.log" | tail -1 | grep -o '[0-9]*$' || true)
+    cov=$(grep -o 'cov: [0-9]*' "logs/$t.log" | tail -1 | grep -o '[0-9]*$' || true)
+    echo "$t: ${secs}s, ${execs:-?} executions, coverage ${cov:-?} edges, corpus $(ls "corpus/$t" | wc -l) inputs after cmin"
+}
+# Two at a time.
+i=0
+for t in "${TARGETS[@]}"; do
+    run "$t" &
+    i=$((i + 1))
+    if [ $((i % 2)) = 0 ]; then wait; fi
+done
+wait
