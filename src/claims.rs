@@ -27,6 +27,11 @@
 //! assert!(claims.notes().contains(Notes::MALFORMED_SEATS));
 //! ```
 
+// This module meets untrusted input: indexing and arithmetic are linted here.
+#![cfg_attr(
+    not(test),
+    warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
+)]
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 use smallvec::SmallVec;
@@ -356,15 +361,24 @@ pub(crate) fn parse_trial_ends<'a>(v: impl Into<MemberValue<'a>>) -> Option<i64>
 /// interpreter. Anything else goes to chrono, which gives the same answer here.
 fn plain_date(s: &str) -> Option<NaiveDate> {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |n, &c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    };
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+    if b.len() != 10 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
         return None;
     }
-    NaiveDate::from_ymd_opt(digits(0..4)? as i32, digits(5..7)?, digits(8..10)?)
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        b.get(r)?.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit()
+                .then(|| {
+                    n.checked_mul(10)?
+                        .checked_add(u32::from(c.wrapping_sub(b'0')))
+                })
+                .flatten()
+        })
+    };
+    NaiveDate::from_ymd_opt(
+        i32::try_from(digits(0..4)?).ok()?,
+        digits(5..7)?,
+        digits(8..10)?,
+    )
 }
 
 /// `null` is absent; anything `parse` cannot read is malformed.

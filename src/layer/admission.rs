@@ -4,6 +4,11 @@
 //! refetch for a `kid` not seen yet — is reported as [`Admission::Fetch`] and
 //! done by the service's response future.
 
+// This module meets untrusted input: indexing and arithmetic are linted here.
+#![cfg_attr(
+    not(test),
+    warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
+)]
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, Method, Response};
@@ -160,8 +165,13 @@ pub(crate) fn bearer_token<'h>(
         // check (base64url and dots, refused as a malformed token otherwise), so the
         // value is not scanned twice on every request.
         let value = value.as_bytes().trim_ascii();
-        let (scheme, mut token) = match value.iter().position(|&b| b == b' ') {
-            Some(i) => (&value[..i], &value[i + 1..]),
+        let (scheme, mut token) = match value.split(|&b| b == b' ').next() {
+            Some(scheme) => (
+                scheme,
+                value
+                    .get(scheme.len().saturating_add(1)..)
+                    .unwrap_or_default(),
+            ),
             None => (value, &b""[..]),
         };
         if !scheme.eq_ignore_ascii_case(b"bearer") {

@@ -84,6 +84,8 @@ where
             Projection::Inner { future } => future.poll(cx),
             Projection::Denied { response } => match response.take() {
                 Some(res) => Poll::Ready(Ok((*res).map(B::from_denial))),
+                // The Future contract: polling a completed future is the caller's bug.
+                #[allow(clippy::panic)]
                 None => panic!("ResponseFuture polled after completion"),
             },
             Projection::Fetching { future } => future.as_mut().poll(cx),

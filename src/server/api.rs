@@ -237,14 +237,17 @@ pub(crate) fn fits_in_a_token(
         ],
     );
     // iat, exp (up to 12 digits each) and jti (24 hex) as the signer adds them.
-    let payload_len = Value::Object(payload).to_string().len() + 80;
-    let total = HEADER_B64 + 1 + payload_len.div_ceil(3) * 4 + 1 + SIGNATURE_B64;
+    let payload_len = Value::Object(payload).to_string().len().saturating_add(80);
+    let total = payload_len
+        .div_ceil(3)
+        .saturating_mul(4)
+        .saturating_add(HEADER_B64 + 1 + 1 + SIGNATURE_B64);
     if total <= MAX_TOKEN_BYTES {
         return Ok(());
     }
     let largest = claims
         .iter()
-        .max_by_key(|(k, v)| k.len() + v.to_string().len())
+        .max_by_key(|(k, v)| k.len().saturating_add(v.to_string().len()))
         .map_or("claims".to_owned(), |(k, _)| format!("claims.{k}"));
     Err(ApiError::field(
         largest.clone(),
@@ -344,8 +347,8 @@ async fn mint_for(s: &AppState, user: &UserRow) -> Result<String, ApiError> {
 
 fn token_response(s: &AppState, access: String, refresh: Option<String>) -> Response {
     let mut body = json!({ "access_token": access, "token_type": "Bearer", "expires_in": s.signer.ttl().as_secs() });
-    if let Some(r) = refresh {
-        body["refresh_token"] = json!(r);
+    if let (Some(r), Some(o)) = (refresh, body.as_object_mut()) {
+        o.insert("refresh_token".into(), json!(r));
     }
     no_store(Json(body).into_response())
 }
@@ -527,7 +530,10 @@ async fn oauth_token(
             return oauth_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
-                e.body()["detail"].as_str().unwrap_or("invalid request"),
+                e.body()
+                    .get("detail")
+                    .and_then(Value::as_str)
+                    .unwrap_or("invalid request"),
             );
         }
     };

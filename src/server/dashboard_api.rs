@@ -171,8 +171,12 @@ fn row(s: &AppState, u: &UserRow, now: DateTime<Utc>) -> Row {
 pub async fn page(s: &AppState, q: &ListQuery) -> Result<Page, ApiError> {
     let page = q.page.unwrap_or(1).clamp(1, MAX_PAGE);
     let (users, total) =
-        s.db.users(q.search.trim(), PAGE_SIZE, (page - 1) * PAGE_SIZE)
-            .await?;
+        s.db.users(
+            q.search.trim(),
+            PAGE_SIZE,
+            page.saturating_sub(1).saturating_mul(PAGE_SIZE),
+        )
+        .await?;
     let now = Utc::now();
     Ok(Page {
         users: users.iter().map(|u| row(s, u, now)).collect(),

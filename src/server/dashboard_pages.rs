@@ -155,7 +155,12 @@ async fn login(
                 StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
             ) =>
         {
-            let message = e.body()["detail"].as_str().unwrap_or_default().to_owned();
+            let message = e
+                .body()
+                .get("detail")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             let mut res = e.into_response();
             *res.body_mut() = axum::body::Body::new(login_form(Some(&message)).into_string());
             res.headers_mut().insert(
@@ -245,8 +250,8 @@ async fn users(
             }
             p class="muted" {
                 (page.total) " users · page " (current) " of " (pages) " "
-                @if current > 1 { a href=(link(current - 1)) { "← previous" } " " }
-                @if current < pages { a href=(link(current + 1)) { "next →" } }
+                @if current > 1 { a href=(link(current.saturating_sub(1))) { "← previous" } " " }
+                @if current < pages { a href=(link(current.saturating_add(1))) { "next →" } }
             }
         }
         form method="post" action="/dashboard/users" class="row card" {
@@ -545,8 +550,13 @@ async fn save_user(
         }
         Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => {
             let body = e.body();
-            let field = body["field"].as_str().unwrap_or_default().to_owned();
-            let message = body["detail"].as_str().unwrap_or_default().to_owned();
+            let text = |k: &str| {
+                body.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let (field, message) = (text("field"), text("detail"));
             let audit = s.db.audit(&user.id).await.unwrap_or_default();
             let view = UserView {
                 admin: &admin,

@@ -381,7 +381,7 @@ impl Db {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
             sqlx::query(sql).execute(&mut **tx).await?;
             sqlx::query("INSERT INTO tiergate_schema (version) VALUES ($1)")
-                .bind(i64::try_from(i + 1).unwrap_or(i64::MAX))
+                .bind(i64::try_from(i.saturating_add(1)).unwrap_or(i64::MAX))
                 .execute(&mut **tx)
                 .await?;
         }

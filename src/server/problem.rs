@@ -123,8 +123,8 @@ impl ApiError {
             "title": self.status.canonical_reason().unwrap_or("Error"),
             "detail": self.detail,
         });
-        if let Some(f) = &self.field {
-            body["field"] = json!(f);
+        if let (Some(f), Some(o)) = (&self.field, body.as_object_mut()) {
+            o.insert("field".into(), json!(f));
         }
         body
     }

@@ -42,6 +42,9 @@ impl SessionConfig {
     }
 
     /// `Set-Cookie` for a new session id.
+    // The id is base64url from `random_secret` and the rest is ours: always a valid
+    // header value.
+    #[allow(clippy::expect_used)]
     pub fn set_cookie(&self, id: &str) -> HeaderValue {
         let secure = if self.secure { "; Secure" } else { "" };
         let max_age = self.absolute.as_secs();
@@ -53,6 +56,7 @@ impl SessionConfig {
     }
 
     /// `Set-Cookie` that removes the cookie.
+    #[allow(clippy::expect_used)] // a constant text: always a valid header value
     pub fn clear_cookie(&self) -> HeaderValue {
         let secure = if self.secure { "; Secure" } else { "" };
         HeaderValue::from_str(&format!(
@@ -84,8 +88,10 @@ impl SessionConfig {
             return Ok(None);
         };
         let now = now_ms();
-        let expired = now - last_seen > self.idle.as_millis() as i64
-            || now - created > self.absolute.as_millis() as i64;
+        // Stored times may be anything (a hand edit): saturating, never wrapping.
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let expired = now.saturating_sub(last_seen) > ms(self.idle)
+            || now.saturating_sub(created) > ms(self.absolute);
         if expired {
             db.delete_session(&hash).await?;
             return Ok(None);

@@ -16,7 +16,11 @@ use super::db::{Db, DbError, KeyRow, now_ms};
 /// A fresh Ed25519 key, not yet stored.
 pub fn generate_key() -> KeyRow {
     let rng = SystemRandom::new();
+    // Without a system random source no key can be made safely; a key aws-lc just
+    // generated always parses. No input reaches either.
+    #[allow(clippy::expect_used)]
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("the system random source works");
+    #[allow(clippy::expect_used)]
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("a key just generated parses");
     let created_at = now_ms();
     KeyRow {
@@ -85,7 +89,8 @@ impl Signer {
             .decode(&active.private_pkcs8)
             .map_err(|e| sqlx::Error::Decode(e.into()))?;
         // Old keys stay published until every token they signed has expired.
-        let horizon = now_ms() - self.ttl.as_millis() as i64 - 60_000;
+        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+        let horizon = now_ms().saturating_sub(ttl_ms).saturating_sub(60_000);
         let published: Vec<Value> = keys
             .iter()
             .filter(|k| k.retired_at.is_none_or(|r| r > horizon))
@@ -130,7 +135,8 @@ impl Signer {
         let state = self.state().await?;
         let now = chrono::Utc::now().timestamp();
         payload.insert("iat".into(), json!(now));
-        payload.insert("exp".into(), json!(now + self.ttl.as_secs() as i64));
+        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
+        payload.insert("exp".into(), json!(now.saturating_add(ttl)));
         payload.insert("jti".into(), json!(super::secrets::random_hex(12)));
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some("at+jwt".into());

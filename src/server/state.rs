@@ -121,9 +121,9 @@ pub fn user_json(u: &UserRow) -> Value {
         "claims_version": u.claims_version,
         "updated_at": updated,
     });
-    if let Some(raw) = &u.unreadable {
-        v["claims"] = Value::Null;
-        v["claims_unreadable"] = json!(raw);
+    if let (Some(raw), Some(o)) = (&u.unreadable, v.as_object_mut()) {
+        o.insert("claims".into(), Value::Null);
+        o.insert("claims_unreadable".into(), json!(raw));
     }
     v
 }

@@ -5,6 +5,11 @@
 //! an `ArcSwap` snapshot, and the fetch runs in its own task while requests that
 //! need it wait on a `watch` channel. A failed fetch keeps the last good set.
 
+// This module meets untrusted input: indexing and arithmetic are linted here.
+#![cfg_attr(
+    not(test),
+    warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
+)]
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -286,7 +291,7 @@ impl Jwks {
         }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {e}"))? {
-            if body.len() + chunk.len() > max {
+            if body.len().saturating_add(chunk.len()) > max {
                 return Err(format!("{url}: the body is over {max} bytes"));
             }
             body.extend_from_slice(&chunk);

@@ -1,5 +1,10 @@
 //! A set of verification keys and the rule for picking one for a token.
 
+// This module meets untrusted input: indexing and arithmetic are linted here.
+#![cfg_attr(
+    not(test),
+    warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
+)]
 use std::sync::Arc;
 
 use jsonwebtoken::Algorithm;
@@ -66,7 +71,11 @@ impl KeySet {
         let mut dupes: Vec<Arc<str>> = Vec::new();
         for (i, k) in keys.iter().enumerate() {
             if let Some(kid) = &k.kid
-                && keys[i + 1..].iter().any(|o| o.kid.as_ref() == Some(kid))
+                && keys
+                    .get(i.saturating_add(1)..)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|o| o.kid.as_ref() == Some(kid))
                 && !dupes.contains(kid)
             {
                 dupes.push(kid.clone());

@@ -11,6 +11,11 @@
 //! whose header segment is byte-for-byte one of them reuses what was read from it.
 //! Reading a header depends on nothing but its bytes, so the answer is the same.
 
+// This module meets untrusted input: indexing and arithmetic are linted here.
+#![cfg_attr(
+    not(test),
+    warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
+)]
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,9 +50,9 @@ impl HeaderScratch {
     fn decode(&mut self, segment: &str) -> Result<&[u8], TokenError> {
         let bad = || malformed("the header is not valid base64url");
         // base64url without padding: 4 characters → 3 bytes, rounded up.
-        if segment.len() / 4 * 3 + 3 <= HEADER_ON_STACK {
+        if (segment.len() / 4).saturating_mul(3).saturating_add(3) <= HEADER_ON_STACK {
             let n = b64::decode_into(segment, &mut self.stack).ok_or_else(bad)?;
-            Ok(&self.stack[..n])
+            self.stack.get(..n).ok_or_else(bad)
         } else {
             self.heap = b64::decode_to_vec(segment).ok_or_else(bad)?;
             Ok(&self.heap)
@@ -147,7 +152,9 @@ impl HeaderMemo {
             crit: p.crit,
         };
         let i = self.next.fetch_add(1, Ordering::Relaxed) % REMEMBERED;
-        self.slots[i].store(Some(Arc::new(read)));
+        if let Some(slot) = self.slots.get(i) {
+            slot.store(Some(Arc::new(read)));
+        }
     }
 }
 
@@ -166,7 +173,13 @@ pub(crate) fn token_alphabet_and_dots(bytes: &[u8]) -> (bool, usize) {
     // Counted in bytes, 255 at a time, so sixteen bytes go in one instruction.
     let dots = bytes
         .chunks(255)
-        .map(|c| usize::from(c.iter().fold(0u8, |n, &b| n + u8::from(b == b'.'))))
+        // At most 255 bytes a chunk: the count cannot wrap.
+        .map(|c| {
+            usize::from(
+                c.iter()
+                    .fold(0u8, |n, &b| n.wrapping_add(u8::from(b == b'.'))),
+            )
+        })
         .sum();
     (ok, dots)
 }
@@ -224,12 +237,18 @@ impl<'t, 'h> Parsed<'t, 'h> {
             (Some(first), Some(last)) if first < last => (first, last),
             _ => return Err(three_parts()),
         };
-        let (h, payload, signature) =
-            (&token[..first], &token[first + 1..last], &token[last + 1..]);
+        // `first` and `last` are the positions of ASCII dots, so every cut below is on
+        // a character boundary and in range.
+        let part = |r: std::ops::Range<usize>| token.get(r).unwrap_or_default();
+        let (h, payload, signature) = (
+            part(0..first),
+            part(first.saturating_add(1)..last),
+            part(last.saturating_add(1)..token.len()),
+        );
         if h.is_empty() || payload.is_empty() {
             return Err(malformed("the token's header or payload is empty"));
         }
-        let message = &token[..h.len() + 1 + payload.len()];
+        let message = part(0..last);
         if let Some(found) = memo.and_then(|m| m.find(h))
             && let Some(read) = &*found
         {
