@@ -19,6 +19,8 @@ use tiergate::server::{self};
 on_both!(
     finding_2_claim_values_no_part_can_hold_are_refused_and_odd_stored_ones_never_panic,
     finding_3_setting_a_password_revokes_the_users_refresh_tokens,
+    finding_5_look_alike_emails_are_refused_and_never_reach_another_account,
+    clients_created_with_an_argon2_hash_keep_working_and_are_rehashed_on_first_use,
     finding_10_concurrent_refreshes_have_one_winner_and_reuse_revokes_only_its_family,
 );
 
@@ -298,9 +300,8 @@ async fn finding_4_behind_a_trusted_proxy_the_forwarded_address_is_charged() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finding_5_look_alike_emails_are_refused_and_never_reach_another_account() {
-    let h = start(Backend::Sqlite, "emails", RateLimits::off()).await;
+async fn finding_5_look_alike_emails_are_refused_and_never_reach_another_account(b: Backend) {
+    let h = start(b, "emails", RateLimits::off()).await;
     let kate = h.with_client(
         json!({ "email": "kate@example.com", "claims": {}, "password": "kate's password" }),
     );
@@ -605,4 +606,42 @@ async fn finding_10_concurrent_refreshes_have_one_winner_and_reuse_revokes_only_
     assert_eq!(status, 401, "the phone's family is revoked");
     let (status, _) = refresh(laptop["refresh_token"].clone()).await;
     assert_eq!(status, 200, "the laptop's sign-in is another family");
+}
+
+/// Issue 15: clients made before secrets were keyed hashes have an argon2id hash;
+/// their first successful call re-hashes it, and every call keeps working.
+async fn clients_created_with_an_argon2_hash_keep_working_and_are_rehashed_on_first_use(
+    b: Backend,
+) {
+    let h = start(b, "legacy", RateLimits::off()).await;
+    let secret = tiergate::server::secrets::random_secret();
+    let old = tiergate::server::secrets::hash_now(&secret);
+    h.db.insert_client("cli_legacy", "made by 0.1", &old)
+        .await
+        .unwrap();
+    let call = |secret: String| {
+        h.http
+            .post(format!("{}/oauth/token", h.api))
+            .basic_auth("cli_legacy", Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    assert_eq!(call("wrong".into()).await.unwrap().status(), 401);
+    assert_eq!(
+        h.db.client_secret_hash("cli_legacy")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(old.as_str()),
+        "a failed call re-hashes nothing"
+    );
+    assert_eq!(call(secret.clone()).await.unwrap().status(), 200);
+    let new =
+        h.db.client_secret_hash("cli_legacy")
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(new.starts_with("hmac-sha256$"), "{new}");
+    assert_eq!(call(secret).await.unwrap().status(), 200);
+    assert_eq!(call("wrong".into()).await.unwrap().status(), 401);
 }
