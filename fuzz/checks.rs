@@ -41,7 +41,7 @@ fn verifier() -> &'static Verifier {
 }
 
 /// A verification's outcome in comparable form: the refusal's code, or every claim.
-fn outcome(r: &Result<VerifiedToken, TokenError>) -> Result<Value, &'static str> {
+pub fn outcome(r: &Result<VerifiedToken, TokenError>) -> Result<Value, &'static str> {
     match r {
         Err(e) => Err(e.code()),
         Ok(t) => Ok(json!({

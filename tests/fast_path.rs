@@ -4,13 +4,16 @@
 
 mod support;
 
+#[path = "../fuzz/checks.rs"]
+mod checks;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use support::*;
-use tiergate::token::{TokenError, VerifiedToken, Verifier, VerifyingKey};
+use tiergate::token::{Verifier, VerifyingKey};
 
 /// One verifier for all generated cases, so its header memo fills with the headers
 /// of earlier cases and later (often tampered) tokens are read through it.
@@ -38,23 +41,7 @@ fn verifier() -> Verifier {
         .unwrap()
 }
 
-/// What a verification decided, in comparable form.
-fn outcome(r: &Result<VerifiedToken, TokenError>) -> Result<Value, &'static str> {
-    match r {
-        Err(e) => Err(e.code()),
-        Ok(t) => Ok(json!({
-            "plan": t.claims().plan(),
-            "roles": t.claims().roles().collect::<Vec<_>>(),
-            "seats": t.claims().seats(),
-            "trial_ends": t.claims().trial_ends().map(|d| d.timestamp()),
-            "notes": t.claims().notes(),
-            "custom": t.claims().custom(),
-            "exp": t.expires_at().timestamp(),
-            "sub": t.subject(),
-            "payload": t.payload(),
-        })),
-    }
-}
+use checks::outcome;
 
 fn assert_same(
     v: &Verifier,

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 use server_support::*;
 use tiergate::server::limits::RateLimits;
-use tiergate::server::{self, ServeOptions, Server};
+use tiergate::server::{ServeOptions, Server};
 
 on_both!(
     concurrent_merges_of_different_keys_into_one_user_lose_nothing,
@@ -172,10 +172,7 @@ async fn concurrent_refreshes_and_dashboard_saves_never_fail(b: Backend) {
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 
     // Sixteen dashboard saves of different keys into one user, at once.
-    server::create_admin(&h.db, "root@example.com", "a long admin password")
-        .await
-        .unwrap();
-    let cookie = sign_in(h).await;
+    let cookie = admin_cookie(h).await;
     let (_, user) = h
         .set_claims("dash@example.com", json!({ "plan": "free" }))
         .await;
@@ -196,26 +193,10 @@ async fn concurrent_refreshes_and_dashboard_saves_never_fail(b: Backend) {
     assert_eq!(user.claims.len(), 17, "{:?}", user.claims);
 }
 
-async fn sign_in(h: &Harness) -> String {
-    let res = h
-        .http
-        .post(format!("{}/api/dashboard/login", h.api))
-        .json(&json!({ "email": "root@example.com", "password": "a long admin password" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let set_cookie = res.headers()["set-cookie"].to_str().unwrap();
-    set_cookie.split(';').next().unwrap().to_owned()
-}
-
 async fn a_dashboard_page_saved_without_edits_changes_nothing(b: Backend) {
     let hs = instances(b, "roundtrip").await;
     let h = &hs[0];
-    server::create_admin(&h.db, "root@example.com", "a long admin password")
-        .await
-        .unwrap();
-    let cookie = sign_in(h).await;
+    let cookie = admin_cookie(h).await;
     let stored = json!({
         "plan": "pro", "roles": ["admin", "member"], "trial_ends": "2026-12-20T12:00:00Z",
         "seats": "5", "a": "123", "b": "true", "c": 5, "d": ["a", "b"],

@@ -252,3 +252,21 @@ pub async fn postgres_ready(test: &str) -> bool {
 pub fn creds(h: &Harness) -> serde_json::Value {
     json!({ "client_id": h.client.0, "client_secret": h.client.1 })
 }
+
+/// Creates the admin `root@example.com`, signs in to the dashboard, and returns the
+/// session cookie's `name=id` pair.
+pub async fn admin_cookie(h: &Harness) -> String {
+    server::create_admin(&h.db, "root@example.com", "a long admin password")
+        .await
+        .unwrap();
+    let res = h
+        .http
+        .post(format!("{}/api/dashboard/login", h.api))
+        .json(&json!({ "email": "root@example.com", "password": "a long admin password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let c = res.headers()["set-cookie"].to_str().unwrap();
+    c.split(';').next().unwrap().to_owned()
+}
