@@ -26,11 +26,11 @@ run() {
     cov=$(grep -o 'cov: [0-9]*' "logs/$t.log" | tail -1 | grep -o '[0-9]*$' || true)
     echo "$t: ${secs}s, ${execs:-?} executions, coverage ${cov:-?} edges, corpus $(ls "corpus/$t" | wc -l) inputs after cmin"
 }
-# Two at a time.
-i=0
+# Two lanes, one per core: signed_payload (twice as long) leads the first.
+lane=(); other=()
 for t in "${TARGETS[@]}"; do
-    run "$t" &
-    i=$((i + 1))
-    if [ $((i % 2)) = 0 ]; then wait; fi
+    if [ "$t" = signed_payload ] || [ ${#lane[@]} -lt ${#other[@]} ]; then lane+=("$t"); else other+=("$t"); fi
 done
+( for t in "${lane[@]}"; do run "$t"; done ) &
+( for t in "${other[@]:-}"; do [ -n "$t" ] && run "$t"; done ) &
 wait
