@@ -440,7 +440,6 @@ fn wycheproof_jws_vectors() {
             .ok()
             .map(std::path::PathBuf::from),
         Some(root().join("../shared/testdata/wycheproof")),
-        Some(std::path::PathBuf::from("/work/shared/testdata/wycheproof")),
     ];
     let found = candidates
         .iter()
