@@ -45,6 +45,43 @@ fn report(what: &str, latencies: &mut [f64], errors: usize, elapsed: Duration) {
     );
 }
 
+/// Runs `op` in a loop on `tasks` tasks for `seconds`, timing each call; reports
+/// the throughput, latency percentiles and failures as `what`.
+async fn run_tasks<F, Fut>(what: &str, tasks: usize, seconds: u64, op: F)
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), sqlx::Error>> + Send,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let (stop, op) = (stop.clone(), op.clone());
+            tokio::spawn(async move {
+                let (mut lat, mut errors, mut n) = (Vec::new(), 0usize, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let began = Instant::now();
+                    match op(t, n).await {
+                        Ok(()) => lat.push(began.elapsed().as_secs_f64() * 1000.0),
+                        Err(_) => errors += 1,
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for h in handles {
+        let (lat, e) = h.await.expect("task");
+        all.extend(lat);
+        errors += e;
+    }
+    report(what, &mut all, errors, start.elapsed());
+}
+
 async fn writes(url: &str, tasks: usize, seconds: u64) {
     // The server's own connect: the same file mode, pragmas, pool size and schema.
     tiergate::server::Db::connect(url).await.expect("database");
@@ -68,78 +105,50 @@ async fn writes(url: &str, tasks: usize, seconds: u64) {
         .connect(url)
         .await
         .expect("pool");
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let mut handles = Vec::new();
-    for t in 0..tasks {
+    run_tasks("writes", tasks, seconds, move |t, n| {
         let pool = pool.clone();
-        let stop = stop.clone();
-        handles.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0;
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let email = format!("floor{t}-{}@example.com", n % 1000);
-                let began = Instant::now();
-                let result: Result<(), sqlx::Error> = async {
-                    let mut tx = if sqlite {
-                        pool.begin_with("BEGIN IMMEDIATE").await?
-                    } else {
-                        pool.begin().await?
-                    };
-                    let now = chrono::Utc::now().timestamp_millis();
-                    sqlx::query("INSERT INTO users (id, email, claims, created_at, updated_at, claims_version) VALUES ($1, $2, '{}', $3, $3, 0) ON CONFLICT (email) DO NOTHING")
-                        .bind(format!("usr_{t}_{n}"))
-                        .bind(&email)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    let lock = if sqlite { "" } else { " FOR UPDATE" };
-                    let row = sqlx::query(&format!("SELECT id, email, claims, password_hash, updated_at, claims_version FROM users WHERE email = $1{lock}"))
-                        .bind(&email)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    let id: String = sqlx::Row::try_get(&row, "id")?;
-                    let claims = json!({ "plan": "pro", "seats": n }).to_string();
-                    sqlx::query("UPDATE users SET claims = $1, password_hash = $2, updated_at = $3, claims_version = $4 WHERE id = $5")
-                        .bind(&claims)
-                        .bind(None::<String>)
-                        .bind(now)
-                        .bind(n as i64)
-                        .bind(&id)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("INSERT INTO audit (id, user_id, actor, before_claims, after_claims, at) VALUES ($1, $2, $3, $4, $5, $6)")
-                        .bind(format!("aud_{t}_{n}"))
-                        .bind(&id)
-                        .bind("client:floor")
-                        .bind("{}")
-                        .bind(&claims)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await
-                }
-                .await;
-                match result {
-                    Ok(()) => lat.push(began.elapsed().as_secs_f64() * 1000.0),
-                    Err(_) => errors += 1,
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for h in handles {
-        let (lat, e) = h.await.expect("task");
-        all.extend(lat);
-        errors += e;
-    }
-    report("writes", &mut all, errors, start.elapsed());
+        let email = format!("floor{t}-{}@example.com", n % 1000);
+        async move {
+            let mut tx = if sqlite {
+                pool.begin_with("BEGIN IMMEDIATE").await?
+            } else {
+                pool.begin().await?
+            };
+            let now = chrono::Utc::now().timestamp_millis();
+            sqlx::query("INSERT INTO users (id, email, claims, created_at, updated_at, claims_version) VALUES ($1, $2, '{}', $3, $3, 0) ON CONFLICT (email) DO NOTHING")
+                .bind(format!("usr_{t}_{n}"))
+                .bind(&email)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let lock = if sqlite { "" } else { " FOR UPDATE" };
+            let row = sqlx::query(&format!("SELECT id, email, claims, password_hash, updated_at, claims_version FROM users WHERE email = $1{lock}"))
+                .bind(&email)
+                .fetch_one(&mut *tx)
+                .await?;
+            let id: String = sqlx::Row::try_get(&row, "id")?;
+            let claims = json!({ "plan": "pro", "seats": n }).to_string();
+            sqlx::query("UPDATE users SET claims = $1, password_hash = $2, updated_at = $3, claims_version = $4 WHERE id = $5")
+                .bind(&claims)
+                .bind(None::<String>)
+                .bind(now)
+                .bind(n as i64)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO audit (id, user_id, actor, before_claims, after_claims, at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(format!("aud_{t}_{n}"))
+                .bind(&id)
+                .bind("client:floor")
+                .bind("{}")
+                .bind(&claims)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }
+    })
+    .await;
 }
 
 /// What a token mint must do, bare: its SQL and its signature, from `tasks` tasks.
@@ -165,64 +174,38 @@ async fn mints(what: &str, url: &str, tasks: usize, seconds: u64) {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("key");
     let key = EncodingKey::from_ed_der(pkcs8.as_ref());
     let user = what == "mint-user";
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let mut handles = Vec::new();
-    for _ in 0..tasks {
-        let (pool, stop, key, client_id) =
-            (pool.clone(), stop.clone(), key.clone(), client_id.clone());
-        handles.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let began = Instant::now();
-                let result: Result<(), sqlx::Error> = async {
-                    let row = sqlx::query("SELECT secret_hash FROM clients WHERE id = $1")
-                        .bind(&client_id)
-                        .fetch_optional(&pool)
-                        .await?;
-                    let _hash: Option<String> = row.map(|r| sqlx::Row::try_get(&r, "secret_hash")).transpose()?;
-                    let claims = if user {
-                        let row = sqlx::query("SELECT id, email, claims, password_hash, updated_at, claims_version FROM users WHERE email = $1")
-                            .bind("floor@example.com")
-                            .fetch_one(&pool)
-                            .await?;
-                        let text: String = sqlx::Row::try_get(&row, "claims")?;
-                        serde_json::from_str(&text).unwrap_or_default()
-                    } else {
-                        json!({})
-                    };
-                    let mut header = Header::new(Algorithm::EdDSA);
-                    header.typ = Some("at+jwt".into());
-                    header.kid = Some("k20261201000000-abcdef".into());
-                    let now = chrono::Utc::now().timestamp();
-                    let payload = json!({
-                        "iss": "http://127.0.0.1:8080", "aud": "tiergate-demo", "sub": "usr_floor",
-                        "email": "floor@example.com", "claims": claims,
-                        "iat": now, "exp": now + 300, "jti": "0123456789abcdef01234567",
-                    });
-                    jsonwebtoken::encode(&header, &payload, &key).expect("sign");
-                    Ok(())
-                }
-                .await;
-                match result {
-                    Ok(()) => lat.push(began.elapsed().as_secs_f64() * 1000.0),
-                    Err(_) => errors += 1,
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for h in handles {
-        let (lat, e) = h.await.expect("task");
-        all.extend(lat);
-        errors += e;
-    }
-    report(what, &mut all, errors, start.elapsed());
+    run_tasks(what, tasks, seconds, move |_, _| {
+        let (pool, key, client_id) = (pool.clone(), key.clone(), client_id.clone());
+        async move {
+            let row = sqlx::query("SELECT secret_hash FROM clients WHERE id = $1")
+                .bind(&client_id)
+                .fetch_optional(&pool)
+                .await?;
+            let _hash: Option<String> = row.map(|r| sqlx::Row::try_get(&r, "secret_hash")).transpose()?;
+            let claims = if user {
+                let row = sqlx::query("SELECT id, email, claims, password_hash, updated_at, claims_version FROM users WHERE email = $1")
+                    .bind("floor@example.com")
+                    .fetch_one(&pool)
+                    .await?;
+                let text: String = sqlx::Row::try_get(&row, "claims")?;
+                serde_json::from_str(&text).unwrap_or_default()
+            } else {
+                json!({})
+            };
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.typ = Some("at+jwt".into());
+            header.kid = Some("k20261201000000-abcdef".into());
+            let now = chrono::Utc::now().timestamp();
+            let payload = json!({
+                "iss": "http://127.0.0.1:8080", "aud": "tiergate-demo", "sub": "usr_floor",
+                "email": "floor@example.com", "claims": claims,
+                "iat": now, "exp": now + 300, "jti": "0123456789abcdef01234567",
+            });
+            jsonwebtoken::encode(&header, &payload, &key).expect("sign");
+            Ok(())
+        }
+    })
+    .await;
 }
 
 fn sign(seconds: u64) {
