@@ -213,7 +213,7 @@ macro_rules! on_both {
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                if !super::postgres_ready(stringify!($name)).await { return; }
+                if !super::postgres_ready(concat!("postgres::", stringify!($name))).await { return; }
                 super::$name(super::Backend::Postgres).await
             })*
         }

@@ -138,14 +138,14 @@ pub fn outside_part(test: &str, part: &str, available: bool, how: &str) -> bool 
         || std::env::var("TIERGATE_TEST_REQUIRE").is_ok_and(|v| v == "all");
     assert!(
         !required,
-        "{test} needs {part}, which is missing (CI=true or TIERGATE_TEST_REQUIRE=all: missing parts fail): {how}"
+        "{test} needs {part}, which is not here (with CI=true or TIERGATE_TEST_REQUIRE=all a missing part fails): {how}"
     );
     // Written to the process's stderr directly: the test harness captures `eprintln!`
     // of a passing test, and a skip must be seen.
     use std::io::Write as _;
     let _ = writeln!(
         std::io::stderr(),
-        "SKIPPED {test}: {part} is missing; to run it: {how}"
+        "SKIPPED {test}: needs {part}, which is not here; to run it: {how}"
     );
     false
 }
