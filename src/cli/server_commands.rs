@@ -220,7 +220,9 @@ pub fn admin(cmd: AdminCommand) -> Result<ExitCode, String> {
     if password.chars().count() < 12 {
         return Err("--password: use at least 12 characters".into());
     }
-    let email = email.trim().to_lowercase();
+    // The same rules as every other identity: no look-alikes, IDNA domains.
+    let email =
+        tiergate::server::input::normalize_email(&email).map_err(|e| format!("--email: {e}"))?;
     runtime()?.block_on(async {
         let db = open(&db).await?;
         server::create_admin(&db, &email, &password)

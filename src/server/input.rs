@@ -121,6 +121,17 @@ pub fn email(raw: &str) -> Result<String, ApiError> {
     email_as("email", raw)
 }
 
+/// [`email`] for callers outside HTTP (the CLI): the sentence on failure.
+pub fn normalize_email(raw: &str) -> Result<String, String> {
+    email(raw).map_err(|e| {
+        e.body()
+            .get("detail")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("not an email address")
+            .to_owned()
+    })
+}
+
 /// [`email`], naming another field in its error.
 pub fn email_as(field: &str, raw: &str) -> Result<String, ApiError> {
     let bad = |why: &str| {
