@@ -25,6 +25,26 @@ impl<S> TierGateService<S> {
     pub(crate) fn new(gate: TierGate, inner: S) -> Self {
         TierGateService { gate, inner }
     }
+
+    /// The wrapped service (tower's usual accessor).
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, taking the gate off.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The gate this service applies.
+    pub fn gate(&self) -> &TierGate {
+        &self.gate
+    }
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
