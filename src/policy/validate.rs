@@ -70,8 +70,10 @@ struct Names {
     suggestions_left: std::cell::Cell<usize>,
 }
 
-/// Name comparisons one policy may spend on "did you mean" (a few tens of ms).
-const SUGGESTION_BUDGET: usize = 200_000;
+/// Name comparisons one policy may spend on "did you mean": ~20 ms of the ~1–2 µs each
+/// costs for 20-character names (200,000 took 0.4 s on a file with 2,000 declared and
+/// 10,000 unknown names). Enough for a hundred typos among two hundred names.
+const SUGGESTION_BUDGET: usize = 20_000;
 
 impl Names {
     fn new<'a>(names: impl Iterator<Item = &'a str>) -> Names {
