@@ -41,6 +41,7 @@ use crate::engine::Notes;
 
 /// Where in the token payload the subscription claims live.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClaimsLocation {
     /// Inside an object under this key (default: `claims`, as the reference server writes them).
     Nested(String),

@@ -104,6 +104,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 
 /// Why a test file could not be run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TestFileError {
     /// The test file could not be read.
     #[error("cannot read test file {}: {source}", path.display())]

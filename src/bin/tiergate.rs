@@ -332,7 +332,7 @@ fn test(paths: &[PathBuf], format: Format) -> Result<ExitCode, String> {
                             TestFileError::Invalid(d) => {
                                 d.items().iter().map(|i| diagnostic_row(file, i)).collect()
                             }
-                            TestFileError::Io { .. } => vec![file_row(file, e.to_string())],
+                            _ => vec![file_row(file, e.to_string())],
                         };
                         json_files.push(json!({ "file": file, "passed": 0, "failed": 0, "failures": [], "error": errors }));
                     }

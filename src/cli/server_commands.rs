@@ -185,6 +185,7 @@ fn reload_on_sighup(store: tiergate::PolicyStore) {
                 Ok(tiergate::reload::ReloadOutcome::Swapped { from, to }) => {
                     println!("SIGHUP: policy reloaded, revision {from} → {to}")
                 }
+                Ok(other) => println!("SIGHUP: {other:?}"),
                 Err(e) => {
                     eprintln!("SIGHUP: the policy was not reloaded; the last good one stays:\n{e}")
                 }

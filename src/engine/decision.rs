@@ -29,6 +29,7 @@ use super::{Limit, Revision};
 /// clients may branch on them, so they never change meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Reason {
     /// Allowed: the route is marked `public`.
     Public,

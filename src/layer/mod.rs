@@ -254,6 +254,7 @@ impl TierGateBuilder {
 
 /// Why a gate could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// No `.policy`, `.policy_file` or `.store`.
     #[error("no policy: call .policy_file(\"policies/saas.yaml\"), .policy(..) or .store(..)")]

@@ -172,6 +172,7 @@ impl fmt::Display for Diagnostics {
 
 /// Why a policy could not be loaded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// The file could not be read.
     #[error("cannot read policy file {}: {source}", path.display())]

@@ -78,6 +78,7 @@ pub struct StoreStatus {
 
 /// What a successful [`PolicyStore::reload`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReloadOutcome {
     /// The file's content is the active policy's; nothing changed.
     Unchanged(Revision),

@@ -188,6 +188,7 @@ pub struct StoredResponse {
 
 /// What a claims write did.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ClaimsWrite<E> {
     /// The change was applied (or changed nothing); the user as now stored.
     Applied(UserRow),
@@ -214,6 +215,7 @@ pub struct ClaimsWriteOptions<'a> {
 
 /// What using a refresh token found.
 #[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RefreshUse {
     /// It was valid and is now used: its user, and a new token stored in its family.
     Rotated {

@@ -106,6 +106,7 @@ impl Default for ServeOptions {
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServeError {
     /// The policy file is missing or invalid.
     #[error("{0}")]

@@ -93,6 +93,7 @@ fn check_hmac(secret: &str, stored: &str) -> Option<bool> {
 
 /// What checking a client secret found.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientCheck {
     /// The secret is right.
     Valid,

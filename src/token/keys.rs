@@ -18,6 +18,7 @@ pub const MIN_HMAC_SECRET_BYTES: usize = 32;
 
 /// Why a key could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
     /// An HMAC secret shorter than [`MIN_HMAC_SECRET_BYTES`].
     #[error(

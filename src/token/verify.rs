@@ -181,6 +181,7 @@ impl fmt::Debug for VerifiedToken {
 
 /// A verifier configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A key could not be loaded.
     #[error("{0}")]
