@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::Jwk;
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::keys::{KeyError, VerifyingKey};
@@ -45,15 +44,25 @@ impl KeySet {
     /// unsupported types or curves, and every key whose `kid` appears more than once
     /// (an ambiguous id could let an attacker-chosen key win).
     pub fn from_jwks(body: &[u8]) -> Result<(KeySet, Vec<String>), String> {
-        #[derive(Deserialize)]
-        struct Doc {
-            keys: Vec<Value>,
-        }
-        let doc: Doc = serde_json::from_slice(body)
+        // An object with a `keys` list (RFC 7517 §5), nothing else: serde would also
+        // read a struct from a JSON array, so `[[…]]` passed as a key set until the
+        // fuzzer found it.
+        let doc: Value = serde_json::from_slice(body)
             .map_err(|e| format!("not a JWKS document (expected {{\"keys\": [...]}}): {e}"))?;
+        let entries = match doc {
+            Value::Object(mut members) => match members.remove("keys") {
+                Some(Value::Array(entries)) => entries,
+                _ => {
+                    return Err(
+                        "not a JWKS document: expected an object with a \"keys\" list".into(),
+                    );
+                }
+            },
+            _ => return Err("not a JWKS document: expected a JSON object".into()),
+        };
         let mut skipped = Vec::new();
         let mut keys: Vec<VerifyingKey> = Vec::new();
-        for (i, raw) in doc.keys.into_iter().enumerate() {
+        for (i, raw) in entries.into_iter().enumerate() {
             let parsed = serde_json::from_value::<Jwk>(raw)
                 .map_err(|e| KeyError::Invalid {
                     alg: Algorithm::RS256,
