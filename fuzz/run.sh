@@ -20,7 +20,13 @@ run() {
     mkdir -p "corpus/$t"
     cargo +nightly fuzz run --release "$t" "corpus/$t" -- -max_total_time="$secs" -print_final_stats=1 \
         > "logs/$t.log" 2>&1 || echo "$t: FOUND SOMETHING, see fuzz/logs/$t.log and fuzz/artifacts/$t/"
+    # cmin renames what it keeps: set the named seed and regression inputs aside and
+    # put them back afterwards, so their names (and the inputs themselves) stay.
+    local keep; keep=$(mktemp -d)
+    cp corpus/"$t"/regression-* corpus/"$t"/seed-* "$keep"/ 2>/dev/null || true
     cargo +nightly fuzz cmin --release "$t" "corpus/$t" >> "logs/$t.log" 2>&1 || true
+    cp "$keep"/* "corpus/$t/" 2>/dev/null || true
+    rm -rf "$keep"
     local execs cov
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "logs/$t.log" | tail -1 | grep -o '[0-9]*$' || true)
     cov=$(grep -o 'cov: [0-9]*' "logs/$t.log" | tail -1 | grep -o '[0-9]*$' || true)
