@@ -473,7 +473,10 @@ mod tests {
             .await;
         assert_eq!(late, Err(Busy), "waited past max_wait");
         release.send(()).unwrap();
-        assert_eq!(first.await.unwrap(), Err(Busy));
+        // The first caller's own wait ran out too; whether its task saw the timer or the
+        // finished work first depends on scheduling, and either answer is right.
+        let first = first.await.unwrap();
+        assert!(matches!(first, Err(Busy) | Ok(true)), "{first:?}");
         assert_eq!(hasher.run(|| 7).await, Ok(7));
         assert!(!ran.load(std::sync::atomic::Ordering::SeqCst), "skipped");
     }
