@@ -391,10 +391,7 @@ async fn the_demo_app_gates_exactly_as_the_policy_says(b: Backend) {
 async fn machine_tokens_follow_rfc_6749(b: Backend) {
     let h = start(b, "oauth", RateLimits::off()).await;
     let res = h
-        .http
-        .post(format!("{}/oauth/token", h.api))
-        .basic_auth(&h.client.0, Some(&h.client.1))
-        .form(&[("grant_type", "client_credentials")])
+        .oauth_request(&h.client.0, &h.client.1)
         .send()
         .await
         .unwrap();

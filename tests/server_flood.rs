@@ -87,10 +87,7 @@ async fn finding_1_a_flood_of_wrong_secrets_and_passwords_keeps_memory_bounded_a
         for _ in 0..5 {
             let t = Instant::now();
             let res = h
-                .http
-                .post(format!("{}/oauth/token", h.api))
-                .basic_auth(&h.client.0, Some(&h.client.1))
-                .form(&[("grant_type", "client_credentials")])
+                .oauth_request(&h.client.0, &h.client.1)
                 .send()
                 .await
                 .unwrap();

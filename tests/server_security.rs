@@ -251,41 +251,24 @@ async fn finding_4_behind_a_trusted_proxy_the_forwarded_address_is_charged() {
         o.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     })
     .await;
-    let login = |xff: &'static str| {
-        h.http
-            .post(format!("{}/api/auth/login", h.api))
-            .header("x-forwarded-for", xff)
-            .json(&json!({ "email": "a@example.com", "password": "guess guess" }))
-            .send()
-    };
-    assert_eq!(login("198.51.100.1").await.unwrap().status(), 401);
-    assert_eq!(login("198.51.100.1").await.unwrap().status(), 401);
-    assert_eq!(login("198.51.100.1").await.unwrap().status(), 429);
+    assert_eq!(login_forwarded(&h, "198.51.100.1").await, 401);
+    assert_eq!(login_forwarded(&h, "198.51.100.1").await, 401);
+    assert_eq!(login_forwarded(&h, "198.51.100.1").await, 429);
     assert_eq!(
-        login("198.51.100.2").await.unwrap().status(),
+        login_forwarded(&h, "198.51.100.2").await,
         401,
         "another client"
     );
     // A client cannot pick its budget by writing its own entry on the left.
-    assert_eq!(
-        login("203.0.113.9, 198.51.100.1").await.unwrap().status(),
-        429
-    );
+    assert_eq!(login_forwarded(&h, "203.0.113.9, 198.51.100.1").await, 429);
 
     // From a peer that is not a trusted proxy the header changes nothing.
     let url = database_url(Backend::Sqlite, "noproxy").await;
     let h = start_with(&url, limits, |_| {}).await;
-    let login = |xff: &'static str| {
-        h.http
-            .post(format!("{}/api/auth/login", h.api))
-            .header("x-forwarded-for", xff)
-            .json(&json!({ "email": "a@example.com", "password": "guess guess" }))
-            .send()
-    };
-    assert_eq!(login("198.51.100.1").await.unwrap().status(), 401);
-    assert_eq!(login("198.51.100.2").await.unwrap().status(), 401);
+    assert_eq!(login_forwarded(&h, "198.51.100.1").await, 401);
+    assert_eq!(login_forwarded(&h, "198.51.100.2").await, 401);
     assert_eq!(
-        login("198.51.100.3").await.unwrap().status(),
+        login_forwarded(&h, "198.51.100.3").await,
         429,
         "the peer's budget"
     );
@@ -337,10 +320,7 @@ async fn finding_5_look_alike_emails_are_refused_and_never_reach_another_account
 async fn finding_6_machine_tokens_are_refused_on_user_routes() {
     let h = start(Backend::Sqlite, "machine", RateLimits::off()).await;
     let res = h
-        .http
-        .post(format!("{}/oauth/token", h.api))
-        .basic_auth(&h.client.0, Some(&h.client.1))
-        .form(&[("grant_type", "client_credentials")])
+        .oauth_request(&h.client.0, &h.client.1)
         .send()
         .await
         .unwrap();
@@ -610,13 +590,7 @@ async fn clients_created_with_an_argon2_hash_keep_working_and_are_rehashed_on_fi
     h.db.insert_client("cli_legacy", "made by 0.1", &old)
         .await
         .unwrap();
-    let call = |secret: String| {
-        h.http
-            .post(format!("{}/oauth/token", h.api))
-            .basic_auth("cli_legacy", Some(secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-    };
+    let call = |secret: String| h.oauth_request("cli_legacy", &secret).send();
     assert_eq!(call("wrong".into()).await.unwrap().status(), 401);
     assert_eq!(
         h.db.client_secret_hash("cli_legacy")

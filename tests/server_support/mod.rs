@@ -270,3 +270,26 @@ pub async fn admin_cookie(h: &Harness) -> String {
     let c = res.headers()["set-cookie"].to_str().unwrap();
     c.split(';').next().unwrap().to_owned()
 }
+
+impl Harness {
+    /// `POST /oauth/token` (client credentials) with these credentials as HTTP Basic.
+    pub fn oauth_request(&self, id: &str, secret: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/oauth/token", self.api))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+    }
+}
+
+/// A wrong sign-in whose `X-Forwarded-For` says `xff`; its status.
+pub async fn login_forwarded(h: &Harness, xff: &str) -> u16 {
+    h.http
+        .post(format!("{}/api/auth/login", h.api))
+        .header("x-forwarded-for", xff)
+        .json(&json!({ "email": "a@example.com", "password": "guess guess" }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
