@@ -58,16 +58,34 @@ pub fn outcome(r: &Result<VerifiedToken, TokenError>) -> Result<Value, &'static 
     }
 }
 
-/// Both token paths give one answer for `token`.
+/// Both signature checks give one answer for `token`, and an accepted token's
+/// claims are what its payload, parsed on its own, says they are.
 fn same_on_both_paths(token: &str) {
     let now = Utc::now();
     let v = verifier();
-    let fast = outcome(&v.verify(token, now));
+    let verified = v.verify(token, now);
+    let fast = outcome(&verified);
     let general = outcome(&v.verify_general_path(token, now));
     assert_eq!(
         fast, general,
         "the fast and the general path disagree on {token:?}"
     );
+    if let Ok(t) = &verified {
+        reads_as_its_parsed_payload(t, &ClaimsLocation::default());
+    }
+}
+
+/// The payload reader over the token's text (one streaming pass) and over the
+/// payload parsed into a `serde_json::Value` (`Claims::from_payload`) read the
+/// same claims: the same reader fed by two different parsers.
+pub fn reads_as_its_parsed_payload(t: &VerifiedToken, location: &ClaimsLocation) {
+    let parsed = Value::Object(t.payload().clone());
+    assert_eq!(
+        t.claims(),
+        &Claims::from_payload(&parsed, location),
+        "claims read from the text and from the parsed payload differ: {parsed}"
+    );
+    assert_eq!(t.subject(), parsed.get("sub").and_then(Value::as_str));
 }
 
 /// A raw token string → the verifier (HS256 and EdDSA keys): both paths agree.

@@ -71,10 +71,10 @@ pub mod reload;
 pub mod server;
 pub mod token;
 
-pub use claims::{Claims, ClaimsLocation};
+pub use claims::{Claims, ClaimsLocation, Notes};
 pub use engine::{
-    Decision, Entitlements, Limit, LimitUsage, Notes, PlanSource, Policy, Reason, Revision,
-    RuleRef, Summary, Trial,
+    Decision, Entitlements, Limit, LimitUsage, PlanSource, Policy, Reason, Revision, RuleRef,
+    Summary, Trial,
 };
 pub use layer::{Caller, DenialBody, TierGate, TierGateBuilder, TierGateLayer, require_feature};
 pub use policy::{Diagnostic, Diagnostics, PolicyError};

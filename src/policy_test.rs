@@ -27,7 +27,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer};
 use serde_saphyr::{Location, Spanned};
 
-use crate::engine::{Decision, Notes, Policy, Reason};
+use crate::claims::Notes;
+use crate::engine::{Decision, Policy, Reason};
 use crate::policy::parse::{loc, parse_yaml};
 use crate::policy::suggest::did_you_mean;
 use crate::policy::{Diagnostic, Diagnostics, PolicyError};

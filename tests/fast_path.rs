@@ -1,6 +1,10 @@
-//! The HMAC fast path against the general path: the same answer and the same reason
-//! for generated tokens (proptest), the layer's attack corpus, and the Wycheproof
-//! JWS vectors (read from `../shared/testdata/wycheproof/`, or `$WYCHEPROOF_DIR`).
+//! The HMAC fast path (the key's precomputed hash states) against the general path
+//! (`jsonwebtoken::crypto` for every key, no remembered headers): the same answer
+//! and the same reason for generated tokens (proptest), the layer's attack corpus,
+//! and the Wycheproof JWS vectors (read from `../shared/testdata/wycheproof/`, or
+//! `$WYCHEPROOF_DIR`). Both read the payload with the one payload reader; every
+//! accepted token's claims are also checked against the reader fed by a
+//! `serde_json::Value` of the same payload.
 
 mod support;
 
@@ -48,9 +52,13 @@ fn assert_same(
     token: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Value, &'static str> {
-    let fast = outcome(&v.verify(token, now));
+    let verified = v.verify(token, now);
+    let fast = outcome(&verified);
     let general = outcome(&v.verify_general_path(token, now));
     assert_eq!(fast, general, "token {token}");
+    if let Ok(t) = &verified {
+        checks::reads_as_its_parsed_payload(t, &tiergate::ClaimsLocation::default());
+    }
     // Again: a token that verified taught the verifier its header, so this time the
     // header comes from the verifier's memo (the general path never uses it).
     let again = outcome(&v.verify(token, now));
@@ -167,7 +175,7 @@ fn payload_text() -> impl Strategy<Value = String> {
     let member = (key, value_text()).prop_map(|(k, v)| format!("\"{k}\": {v}"));
     (
         prop::collection::vec(member, 0..9),
-        // None, one, or a repeated claims member (the last one counts).
+        // None, one, or a repeated claims member (refused as `invalid_claim`).
         prop::collection::vec(claims_text(), 0..3),
         prop::bool::ANY,
     )
@@ -513,4 +521,63 @@ fn wycheproof_jws_vectors() {
         hmac_cases > 30 && other_cases > 100,
         "{hmac_cases} HMAC and {other_cases} other vectors ran"
     );
+}
+
+/// RFC 7519 §4 lets a verifier refuse a payload with a repeated member; tiergate
+/// refuses one that repeats a member it reads, instead of picking a copy (which
+/// copy a parser keeps differs between parsers, and a gateway in front may read
+/// the other one).
+#[test]
+fn a_payload_that_repeats_a_claim_tiergate_reads_is_refused_on_both_paths() {
+    let v = shared_verifier();
+    let exp = now() + 300;
+    let base = format!(r#""iss":"{ISSUER}","aud":"{AUDIENCE}","exp":{exp}"#);
+    for (payload, name) in [
+        (format!(r#"{{{base},"exp":{exp}}}"#), "exp"),
+        (format!(r#"{{{base},"aud":"{AUDIENCE}"}}"#), "aud"),
+        (format!(r#"{{{base},"sub":"a","sub":"b"}}"#), "sub"),
+        (
+            format!(r#"{{{base},"claims":{{"plan":"free"}},"claims":{{"plan":"pro"}}}}"#),
+            "claims",
+        ),
+        (
+            format!(r#"{{{base},"claims":{{"plan":"free","plan":"enterprise"}}}}"#),
+            "plan",
+        ),
+    ] {
+        let token = sign_raw(r#"{"alg":"HS256","kid":"hmac-HS256"}"#, &payload);
+        assert_eq!(
+            assert_same(v, &token, chrono::Utc::now()),
+            Err("invalid_claim"),
+            "{payload}"
+        );
+        let err = v.verify(&token, chrono::Utc::now()).unwrap_err();
+        assert!(err.to_string().contains(&format!("`{name}`")), "{err}");
+    }
+    // A member tiergate does not read may repeat; the last copy is the one handlers see.
+    let payload = format!(r#"{{{base},"team":"red","team":"blue","claims":{{"plan":"pro"}}}}"#);
+    let token = sign_raw(r#"{"alg":"HS256","kid":"hmac-HS256"}"#, &payload);
+    let got = assert_same(v, &token, chrono::Utc::now()).unwrap();
+    assert_eq!(
+        (got["plan"].as_str(), got["payload"]["team"].as_str()),
+        (Some("pro"), Some("blue"))
+    );
+}
+
+#[test]
+fn a_claims_location_that_names_a_registered_claim_is_a_configuration_error() {
+    for name in ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"] {
+        let err = Verifier::builder()
+            .hmac_secret(Algorithm::HS256, SECRET)
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .claims_location(tiergate::ClaimsLocation::Nested(name.into()))
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            tiergate::token::ConfigError::RegisteredClaimsLocation(name.into())
+        );
+        assert!(err.to_string().contains("registered claim"), "{err}");
+    }
 }

@@ -9,9 +9,10 @@ use serde::Serialize;
 use super::Policy;
 use super::bitset::RoleSet;
 use super::compiled::{Access, Compiled, Cond, PlanId, TrialPhase};
-use super::decision::{Decision, LimitUsage, Notes, Reason};
+use super::decision::{Decision, LimitUsage, Reason};
 use super::eval::Subject;
 use super::{Limit, Revision};
+use crate::claims::Notes;
 use crate::claims::{Claim, Claims};
 
 const DAY: i64 = 86_400;
@@ -72,8 +73,8 @@ pub struct Entitlements {
 
 /// What a token's claims resolve to under one compiled policy, before the clock is
 /// read: the plan the claims name, the roles, the seats and the notes. It depends
-/// only on the token and the policy, so the verified-token cache keeps it with the
-/// token ([`crate::token::VerifiedToken`]) and a cache hit skips the name lookups.
+/// only on the token and the policy, so the layer keeps it with the verified token
+/// (`layer::admission::entitlements_for`) and a cache hit skips the name lookups.
 #[derive(Clone, Debug)]
 pub(crate) struct TokenPart {
     /// Which compiled policy it was resolved against ([`Compiled::instance`]).
@@ -88,6 +89,16 @@ pub(crate) struct TokenPart {
 }
 
 impl TokenPart {
+    /// Resolves `claims` under `policy`.
+    pub(crate) fn of(policy: &Policy, claims: &Claims) -> TokenPart {
+        TokenPart::resolve(&policy.0, claims)
+    }
+
+    /// Whether it was resolved under this compiled `policy` (not an earlier one).
+    pub(crate) fn belongs_to(&self, policy: &Policy) -> bool {
+        self.instance == policy.0.instance
+    }
+
     fn resolve(c: &Compiled, claims: &Claims) -> TokenPart {
         let mut notes = claims.notes();
         let (base_plan, source) = match &claims.plan {
@@ -129,33 +140,7 @@ impl Entitlements {
         Entitlements::from_part(policy, &part, now)
     }
 
-    /// [`new`](Self::new) for a verified token, reusing the part resolved for an
-    /// earlier request with the same token under the same compiled policy. After a
-    /// reload the token's remembered part belongs to the old policy and is not
-    /// used; the part is resolved afresh on each request until the cache verifies
-    /// the token again (within the cache's maximum age).
-    pub(crate) fn for_token(
-        policy: Policy,
-        token: &crate::token::VerifiedToken,
-        now: i64,
-    ) -> Entitlements {
-        let memo = token.policy_part();
-        match memo.get() {
-            Some(part) if part.instance == policy.0.instance => {
-                Entitlements::from_part(policy, part, now)
-            }
-            _ => {
-                let part = TokenPart::resolve(&policy.0, token.claims());
-                let ent = Entitlements::from_part(policy, &part, now);
-                // Taken only by the first policy the token meets; a later one
-                // resolves its own each time (see above).
-                let _ = memo.set(part);
-                ent
-            }
-        }
-    }
-
-    fn from_part(policy: Policy, part: &TokenPart, now: i64) -> Entitlements {
+    pub(crate) fn from_part(policy: Policy, part: &TokenPart, now: i64) -> Entitlements {
         let c: &Compiled = &policy.0;
         let (trial, trial_end) = match part.trial_end {
             Some(end) if now < end => (TrialPhase::Active, end),

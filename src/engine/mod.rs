@@ -36,7 +36,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use decision::{Decision, LimitUsage, Notes, Reason, RuleRef};
+pub use decision::{Decision, LimitUsage, Reason, RuleRef};
 pub(crate) use entitlements::TokenPart;
 pub use entitlements::{Entitlements, PlanSource, Summary, Trial};
 

@@ -16,6 +16,7 @@ use http_body_util::Full;
 
 use super::GateInner;
 use super::response::{self, Protocol};
+use crate::engine::TokenPart;
 use crate::token::{TokenError, TokenErrorKind as Kind, VerifiedToken};
 use crate::{Entitlements, Policy};
 
@@ -94,7 +95,7 @@ impl GateInner {
             }
             Err(e) => return self.unauthorized(method, path, headers, &e),
         };
-        let ent = Entitlements::for_token(policy, &token, now);
+        let ent = entitlements_for(policy, &token, now);
         let d = ent.check_route(method, path);
         let rule = d.rule().map(|r| r.pattern());
         let revision = d.revision();
@@ -227,6 +228,27 @@ pub(crate) fn cookie_values<'h>(
         .filter_map(|pair| pair.trim().split_once('='))
         .filter(move |(k, _)| *k == name)
         .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// The caller's entitlements, reusing the part of them that depends only on the
+/// token and the policy (plan, roles, seats, notes), resolved for an earlier request
+/// with the same cached token under the same compiled policy. After a reload the
+/// token's remembered part belongs to the old policy and is not used; the part is
+/// resolved afresh on each request until the cache verifies the token again
+/// (within the cache's maximum age).
+fn entitlements_for(policy: Policy, token: &VerifiedToken, now: i64) -> Entitlements {
+    let memo = token.policy_part();
+    match memo.get() {
+        Some(part) if part.belongs_to(&policy) => Entitlements::from_part(policy, part, now),
+        _ => {
+            let part = TokenPart::of(&policy, token.claims());
+            let ent = Entitlements::from_part(policy, &part, now);
+            // Taken only by the first policy the token meets; a later one resolves
+            // its own each time (see above).
+            let _ = memo.set(part);
+            ent
+        }
+    }
 }
 
 #[cfg(test)]

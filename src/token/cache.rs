@@ -18,7 +18,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::verify::VerifiedToken;
+use super::verified::VerifiedToken;
 
 /// Size limits and lifetime of the verified-token cache.
 #[derive(Debug, Clone)]

@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use super::keys::KeyError;
+
 /// What was wrong with a token. Each kind has a stable snake_case [`code`](Self::code)
 /// that the layer sends as the problem's `reason`, so clients can branch on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,7 +44,8 @@ pub enum TokenErrorKind {
     IssuedInFuture,
     /// A required claim (`exp`, `iss`, `aud`) is absent.
     MissingClaim,
-    /// A registered claim has the wrong type (e.g. `exp` as a string).
+    /// A registered claim has the wrong type (e.g. `exp` as a string), or a claim
+    /// tiergate reads appears twice in the payload.
     InvalidClaim,
     /// `iss` is not an accepted issuer.
     WrongIssuer,
@@ -144,3 +147,39 @@ impl fmt::Display for TokenError {
 }
 
 impl std::error::Error for TokenError {}
+
+/// A verifier configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A key could not be loaded.
+    #[error("{0}")]
+    Key(#[from] KeyError),
+    /// No static key and no JWKS URL.
+    #[error("no verification keys: add one with .hmac_secret, .public_key_pem, .key or .jwks_url")]
+    NoKeys,
+    /// No issuer configured and not explicitly waived.
+    #[error(
+        "no issuer: call .issuer(\"https://auth.example.com\") with the `iss` your tokens carry, or .allow_any_issuer() if every issuer whose keys you trust is acceptable"
+    )]
+    NoIssuer,
+    /// No audience configured and not explicitly waived.
+    #[error(
+        "no audience: call .audience(\"my-api\") with the `aud` your tokens carry, or .allow_any_audience() to accept tokens meant for any service"
+    )]
+    NoAudience,
+    /// A JWKS URL that cannot be used.
+    #[error("JWKS URL {url:?}: {reason}")]
+    JwksUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The claims location names a registered claim (`iss`, `sub`, `aud`, `exp`,
+    /// `nbf`, `iat`, `jti`), whose value the verifier checks itself.
+    #[error(
+        "the claims location `{0}` is a registered claim the verifier checks itself; put the subscription claims under their own key, e.g. ClaimsLocation::Nested(\"claims\".into())"
+    )]
+    RegisteredClaimsLocation(String),
+}

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
+use super::error::ConfigError;
 use super::error::{TokenError, TokenErrorKind};
 use super::keyset::KeySet;
-use super::verify::ConfigError;
 
 /// Where the key set comes from.
 #[derive(Debug, Clone)]

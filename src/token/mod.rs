@@ -13,7 +13,8 @@
 //! 3. the key: by `kid`, and only keys bound to the header's `alg` (each key verifies
 //!    exactly one algorithm, which defeats algorithm confusion);
 //! 4. the signature (aws-lc through `jsonwebtoken::crypto`; HMAC from the key's
-//!    precomputed states with RustCrypto's `hmac`);
+//!    precomputed states with RustCrypto's `hmac`) — only then is the payload read,
+//!    once, by the one payload reader, which refuses a repeated claim;
 //! 5. `exp` (required), `nbf`, `iat` with leeway, against the caller's clock; `iss`
 //!    and `aud` are **required** when configured — a token that omits them is refused.
 //!
@@ -36,23 +37,26 @@
 //! ```
 
 mod b64;
+mod builder;
 mod cache;
 mod error;
-mod fast;
 mod hmac_key;
 #[cfg(feature = "jwks")]
 mod jwks;
 mod keys;
 mod keyset;
 mod parsed;
-mod scan;
+mod signature;
+mod verified;
 mod verify;
 
+pub use builder::VerifierBuilder;
 pub use cache::CacheOptions;
-pub use error::{TokenError, TokenErrorKind};
+pub use error::{ConfigError, TokenError, TokenErrorKind};
 pub use jsonwebtoken::Algorithm;
 #[cfg(feature = "jwks")]
 pub use jwks::{JwksOptions, JwksStats};
 pub use keys::{KeyError, MIN_HMAC_SECRET_BYTES, VerifyingKey};
 pub use keyset::KeySet;
-pub use verify::{ConfigError, DEFAULT_MAX_TOKEN_BYTES, VerifiedToken, Verifier, VerifierBuilder};
+pub use verified::VerifiedToken;
+pub use verify::{DEFAULT_MAX_TOKEN_BYTES, Verifier};

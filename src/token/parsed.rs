@@ -27,7 +27,6 @@ use serde::Deserialize;
 
 use super::b64;
 use super::error::{TokenError, TokenErrorKind as Kind};
-use super::keys::VerifyingKey;
 
 /// Decoded header bytes kept on the stack.
 const HEADER_ON_STACK: usize = 256;
@@ -304,12 +303,6 @@ impl<'t, 'h> Parsed<'t, 'h> {
             Members::Decoded { typ, .. } => typ.as_deref(),
             Members::Remembered(g) => g.as_ref().and_then(|r| r.typ.as_deref()),
         }
-    }
-
-    /// The general path's signature check (`jsonwebtoken::crypto`, any algorithm).
-    pub(crate) fn signature_ok(&self, key: &VerifyingKey) -> bool {
-        jsonwebtoken::crypto::verify(self.signature, self.message.as_bytes(), &key.key, key.alg)
-            .unwrap_or(false)
     }
 }
 

@@ -37,7 +37,10 @@ use serde_json::{Map, Value};
 use smallvec::SmallVec;
 use smol_str::SmolStr;
 
-use crate::engine::Notes;
+mod notes;
+pub(crate) mod reader;
+
+pub use notes::Notes;
 
 /// Where in the token payload the subscription claims live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,9 +107,8 @@ pub struct Claims {
     pub(crate) custom: Map<String, Value>,
 }
 
-/// The subscription claims' raw values, collected member by member (the last of a
-/// repeated member wins, as in a JSON object read into a map) and then read.
-/// Shared by [`Claims::from_map`] and the token fast path, so both read alike.
+/// The subscription claims' raw values, collected member by member (a repeated one
+/// is refused: see [`Took`]) and then read, by the one payload reader ([`reader`]).
 pub(crate) struct ClaimMembers<V> {
     plan: Option<V>,
     role: Option<V>,
@@ -127,9 +129,9 @@ impl<V> Default for ClaimMembers<V> {
     }
 }
 
-/// A claim member's value as the readers see it. Strings stand apart because the
-/// token fast path borrows them straight from the decoded payload instead of
-/// building a `serde_json::Value` (and a `String`) for each.
+/// A claim member's value as the reader sees it. Strings stand apart because the
+/// reader borrows them straight from the decoded payload instead of building a
+/// `serde_json::Value` (and a `String`) for each.
 #[derive(Clone, Copy)]
 pub(crate) enum MemberValue<'a> {
     Str(&'a str),
@@ -147,18 +149,6 @@ pub(crate) trait ClaimMember {
     fn view(&self) -> MemberValue<'_>;
 }
 
-impl ClaimMember for Value {
-    fn view(&self) -> MemberValue<'_> {
-        MemberValue::from(self)
-    }
-}
-
-impl ClaimMember for &Value {
-    fn view(&self) -> MemberValue<'_> {
-        MemberValue::from(*self)
-    }
-}
-
 impl<'a> From<&'a Value> for MemberValue<'a> {
     fn from(v: &'a Value) -> Self {
         match v {
@@ -168,19 +158,32 @@ impl<'a> From<&'a Value> for MemberValue<'a> {
     }
 }
 
+/// What [`ClaimMembers::take`] did with a member.
+pub(crate) enum Took<V> {
+    /// A subscription claim, kept.
+    Kept,
+    /// A subscription claim seen before: the payload is refused.
+    Repeated,
+    /// Not a subscription claim: given back.
+    Other(V),
+}
+
 impl<V: ClaimMember> ClaimMembers<V> {
-    /// Keeps `value` when `key` is a subscription claim; gives it back otherwise.
-    pub(crate) fn take(&mut self, key: &str, value: V) -> Result<(), V> {
+    /// Keeps `value` when `key` is a subscription claim seen for the first time.
+    pub(crate) fn take(&mut self, key: &str, value: V) -> Took<V> {
         let slot = match key {
             "plan" => &mut self.plan,
             "role" => &mut self.role,
             "roles" => &mut self.roles,
             "trial_ends" => &mut self.trial_ends,
             "seats" => &mut self.seats,
-            _ => return Err(value),
+            _ => return Took::Other(value),
         };
+        if slot.is_some() {
+            return Took::Repeated;
+        }
         *slot = Some(value);
-        Ok(())
+        Took::Kept
     }
 
     /// Reads the collected values into `claims`. `role` wins over `roles` unless it
@@ -203,55 +206,27 @@ impl<V: ClaimMember> ClaimMembers<V> {
 }
 
 impl Claims {
-    /// Reads the claims from a token payload at `location`.
+    /// Reads the claims from a token payload at `location` (empty claims when the
+    /// payload is not an object). The verifier reads token payloads with the same
+    /// reader ([`reader`]), so both give the same claims.
     pub fn from_payload(payload: &Value, location: &ClaimsLocation) -> Claims {
-        match payload {
-            Value::Object(map) => Claims::from_payload_map(map, location),
-            _ => Claims::default(),
-        }
+        reader::read_parsed(payload, location)
     }
 
     /// [`from_payload`](Self::from_payload) for a payload already known to be an object.
     pub fn from_payload_map(payload: &Map<String, Value>, location: &ClaimsLocation) -> Claims {
-        match location {
-            ClaimsLocation::Nested(key) => match payload.get(key) {
-                Some(Value::Object(obj)) => Claims::from_map(obj),
-                _ => Claims::default(),
-            },
-            ClaimsLocation::TopLevel => Claims::from_map(payload),
-            ClaimsLocation::Namespaced(prefix) => {
-                let stripped: Map<String, Value> = payload
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        k.strip_prefix(prefix.as_str())
-                            .map(|k| (k.to_owned(), v.clone()))
-                    })
-                    .collect();
-                Claims::from_map(&stripped)
-            }
-        }
+        reader::read_parsed(reader::map_members(payload), location)
     }
 
     /// Reads the claims from the claims object itself: `{"plan": "pro", "seats": 5, ...}`.
     /// Anything that is not an object gives empty claims.
     pub fn from_object(object: &Value) -> Claims {
-        match object {
-            Value::Object(map) => Claims::from_map(map),
-            _ => Claims::default(),
-        }
+        reader::read_parsed_claims(object)
     }
 
     /// Reads the claims from the members of the claims object.
     pub fn from_map(map: &Map<String, Value>) -> Claims {
-        let mut claims = Claims::default();
-        let mut members = ClaimMembers::default();
-        for (key, value) in map {
-            if let Err(custom) = members.take(key, value) {
-                claims.custom.insert(key.clone(), custom.clone());
-            }
-        }
-        members.apply(&mut claims);
-        claims
+        reader::read_parsed_claims(reader::map_members(map))
     }
 
     /// The `plan` claim, if it is a non-empty string.
