@@ -95,10 +95,10 @@ pub struct PolicyDiff {
 fn plan_features(c: &Compiled, name: &str) -> Option<BTreeSet<String>> {
     let &id = c.plan_ids.get(name)?;
     Some(
-        c.plans[id as usize]
+        c.plan_def(id)
             .features
             .iter()
-            .map(|f| c.features[f as usize].name.to_string())
+            .map(|f| c.feature_def(f).name.to_string())
             .collect(),
     )
 }
@@ -106,14 +106,16 @@ fn plan_features(c: &Compiled, name: &str) -> Option<BTreeSet<String>> {
 fn role_features(c: &Compiled, name: &str) -> Option<BTreeSet<String>> {
     let &id = c.role_ids.get(name)?;
     Some(
-        c.roles[id as usize]
+        c.role_def(id)
             .features
             .iter()
-            .map(|f| c.features[f as usize].name.to_string())
+            .map(|f| c.feature_def(f).name.to_string())
             .collect(),
     )
 }
 
+// `rule` < `c.rules.len()`: the callers iterate over the rules' indices.
+#[allow(clippy::indexing_slicing)]
 fn route_key(c: &Compiled, rule: usize) -> String {
     let r = &c.rules[rule];
     match &r.methods {
@@ -123,6 +125,8 @@ fn route_key(c: &Compiled, rule: usize) -> String {
 }
 
 /// Who may use a rule: plan names, then `role NAME`s.
+// `rule` < `c.rules.len()`, as for `route_key`.
+#[allow(clippy::indexing_slicing)]
 fn route_access(c: &Compiled, rule: usize) -> BTreeSet<String> {
     let mut who = BTreeSet::new();
     let no_roles = RoleSet::default();
@@ -213,7 +217,7 @@ impl PolicyDiff {
             .filter_map(|p| {
                 let limit_of = |c: &Compiled, l: &str| {
                     let (&pid, &lid) = (c.plan_ids.get(p.as_str())?, c.limit_ids.get(l)?);
-                    Some(c.plans[pid as usize].limits[lid as usize])
+                    Some(c.plan_def(pid).limit(lid))
                 };
                 let limits = limit_names
                     .iter()

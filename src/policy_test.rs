@@ -164,7 +164,7 @@ impl TestReport {
 
     /// How many cases failed.
     pub fn failed(&self) -> usize {
-        self.cases.len() - self.passed()
+        self.cases.len().saturating_sub(self.passed())
     }
 
     /// Every failed case with expected and actual decisions, for a terminal.

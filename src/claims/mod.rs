@@ -27,11 +27,6 @@
 //! assert!(claims.notes().contains(Notes::MALFORMED_SEATS));
 //! ```
 
-// This module meets untrusted input: indexing and arithmetic are linted here.
-#![cfg_attr(
-    not(test),
-    warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
-)]
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 use smallvec::SmallVec;

@@ -26,11 +26,6 @@
 //! assert_eq!((claims.plan(), claims.seats()), (Some("pro"), Some(3)));
 //! ```
 
-// This module meets untrusted input: indexing and arithmetic are linted here.
-#![cfg_attr(
-    not(test),
-    warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
-)]
 use std::borrow::Cow;
 use std::fmt;
 

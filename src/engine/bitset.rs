@@ -33,8 +33,9 @@ impl BitSet {
                     return None;
                 }
                 let bit = w.trailing_zeros();
-                w &= w - 1;
-                Some(wi as u32 * 64 + bit)
+                w &= w.wrapping_sub(1); // clears the lowest set bit (w != 0 here)
+                // A role id, so it fits the u32 that ids are.
+                Some((wi as u32).wrapping_mul(64).wrapping_add(bit))
             })
         })
     }
@@ -77,7 +78,7 @@ impl RoleSet {
             if f(w.trailing_zeros()) {
                 return true;
             }
-            w &= w - 1;
+            w &= w.wrapping_sub(1); // clears the lowest set bit (w != 0 here)
         }
         match &self.spill {
             None => false,
@@ -92,7 +93,7 @@ impl RoleSet {
                 return None;
             }
             let bit = w.trailing_zeros();
-            w &= w - 1;
+            w &= w.wrapping_sub(1); // clears the lowest set bit (w != 0 here)
             Some(bit)
         });
         inline.chain(

@@ -120,3 +120,37 @@ impl std::fmt::Debug for Compiled {
             .finish()
     }
 }
+
+// Every id indexes the vectors of the `Compiled` that handed it out: the compiler
+// assigns ids as it pushes the entries, a plan's `limits` has one slot per limit id,
+// and ids never cross policies (the layer checks `TokenPart::belongs_to`). So these
+// lookups cannot miss; they are the only indexing into a compiled policy.
+#[allow(clippy::indexing_slicing)]
+impl Compiled {
+    pub(crate) fn plan_def(&self, id: PlanId) -> &PlanDef {
+        &self.plans[id as usize]
+    }
+
+    pub(crate) fn feature_def(&self, id: FeatureId) -> &FeatureDef {
+        &self.features[id as usize]
+    }
+
+    pub(crate) fn role_def(&self, id: RoleId) -> &RoleDef {
+        &self.roles[id as usize]
+    }
+
+    pub(crate) fn rule_def(&self, id: RuleId) -> &RuleDef {
+        &self.rules[id as usize]
+    }
+
+    pub(crate) fn limit_name(&self, id: LimitId) -> &str {
+        &self.limits[id as usize]
+    }
+}
+
+#[allow(clippy::indexing_slicing)] // see `impl Compiled` above: one slot per limit id
+impl PlanDef {
+    pub(crate) fn limit(&self, id: LimitId) -> Limit {
+        self.limits[id as usize]
+    }
+}

@@ -132,12 +132,13 @@ impl<'p> RuleRef<'p> {
 
     /// The route pattern as written, e.g. `/api/reports/{*rest}`.
     pub fn pattern(&self) -> &'p str {
-        &self.policy.rules[self.id as usize].pattern
+        &self.policy.rule_def(self.id).pattern
     }
 
     /// The methods the rule names, or `None` when it covers every method.
     pub fn methods(&self) -> Option<impl Iterator<Item = &'p str>> {
-        self.policy.rules[self.id as usize]
+        self.policy
+            .rule_def(self.id)
             .methods
             .as_ref()
             .map(|ms| ms.iter().map(|m| &**m))
@@ -145,13 +146,13 @@ impl<'p> RuleRef<'p> {
 
     /// The 1-based line of the rule in the policy file.
     pub fn line(&self) -> u32 {
-        self.policy.rules[self.id as usize].line
+        self.policy.rule_def(self.id).line
     }
 
     /// `false` when the rule says `enforce: false` (observe mode): the layer logs a
     /// denial of this rule as a would-be denial and lets the request through.
     pub fn enforced(&self) -> bool {
-        self.policy.rules[self.id as usize].enforce
+        self.policy.rule_def(self.id).enforce
     }
 }
 
@@ -214,32 +215,29 @@ impl<'p> Decision<'p> {
 
     /// The feature the decision is about (the one checked, or the one a rule needed).
     pub fn feature(&self) -> Option<&'p str> {
-        self.feature
-            .map(|f| &*self.policy.features[f as usize].name)
+        self.feature.map(|f| &*self.policy.feature_def(f).name)
     }
 
     /// The role that would allow it, for `role_required`.
     pub fn role(&self) -> Option<&'p str> {
-        self.role.map(|r| &*self.policy.roles[r as usize].name)
+        self.role.map(|r| &*self.policy.role_def(r).name)
     }
 
     /// The limit's name and numbers, for limit decisions.
     pub fn limit(&self) -> Option<(&'p str, LimitUsage)> {
-        self.limit
-            .map(|(id, u)| (&*self.policy.limits[id as usize], u))
+        self.limit.map(|(id, u)| (self.policy.limit_name(id), u))
     }
 
     /// The caller's effective plan when the decision was made.
     pub fn plan(&self) -> &'p str {
-        &self.policy.plans[self.plan as usize].name
+        &self.policy.plan_def(self.plan).name
     }
 
     /// For a denial: the lowest plan above the caller's own (claimed) plan on which this
     /// caller would be allowed; `None` when no plan would (a role is missing, say) or
     /// when allowed.
     pub fn upgrade_to(&self) -> Option<&'p str> {
-        self.upgrade_to
-            .map(|p| &*self.policy.plans[p as usize].name)
+        self.upgrade_to.map(|p| &*self.policy.plan_def(p).name)
     }
 
     /// The revision of the policy that decided.

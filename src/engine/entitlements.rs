@@ -212,7 +212,7 @@ impl Entitlements {
 
     /// The effective plan: the claimed plan (or default), lifted by an active trial.
     pub fn plan(&self) -> &str {
-        &self.compiled().plans[self.plan as usize].name
+        &self.compiled().plan_def(self.plan).name
     }
 
     /// Where the effective plan came from.
@@ -222,8 +222,7 @@ impl Entitlements {
 
     /// The plan the caller's claim names, when the policy knows it (before any trial).
     pub fn claimed_plan(&self) -> Option<&str> {
-        self.claimed
-            .map(|p| &*self.compiled().plans[p as usize].name)
+        self.claimed.map(|p| &*self.compiled().plan_def(p).name)
     }
 
     /// The caller's trial now.
@@ -266,7 +265,7 @@ impl Entitlements {
     pub fn roles(&self) -> impl Iterator<Item = &str> {
         self.roles
             .iter()
-            .map(|r| &*self.compiled().roles[r as usize].name)
+            .map(|r| &*self.compiled().role_def(r).name)
     }
 
     /// Claims that were malformed or unknown and treated as absent.
@@ -352,7 +351,7 @@ impl Entitlements {
             rule: Some(rule),
             ..self.decision(allowed, reason)
         };
-        match &c.rules[rule as usize].access {
+        match &c.rule_def(rule).access {
             Access::Public => base(true, Reason::Public),
             Access::Authenticated => base(true, Reason::Authenticated),
             Access::Require(cond) => {
@@ -395,7 +394,7 @@ impl Entitlements {
             seats: self.seats,
             features: (0..c.features.len() as u32)
                 .filter(|&f| c.has_feature(&s, f))
-                .map(|f| c.features[f as usize].name.to_string())
+                .map(|f| c.feature_def(f).name.to_string())
                 .collect(),
             limits: c
                 .limits

@@ -58,19 +58,19 @@ impl Compiled {
     /// plans branch and the trial plan does not extend theirs).
     #[inline]
     fn grants(&self, s: &Subject<'_>, f: FeatureId) -> bool {
-        self.plans[s.base_plan as usize].features.contains(f)
+        self.plan_def(s.base_plan).features.contains(f)
             || self
                 .active_trial_plan(s)
-                .is_some_and(|t| self.plans[t as usize].features.contains(f))
-            || s.roles.any(|r| self.roles[r as usize].features.contains(f))
+                .is_some_and(|t| self.plan_def(t).features.contains(f))
+            || s.roles.any(|r| self.role_def(r).features.contains(f))
     }
 
     /// The caller's value for a limit: their plan's, or an active trial plan's if higher.
     #[inline]
     pub(crate) fn limit_for(&self, s: &Subject<'_>, l: LimitId) -> Limit {
-        let own = self.plans[s.base_plan as usize].limits[l as usize];
+        let own = self.plan_def(s.base_plan).limit(l);
         match self.active_trial_plan(s) {
-            Some(t) => own.max(self.plans[t as usize].limits[l as usize]),
+            Some(t) => own.max(self.plan_def(t).limit(l)),
             None => own,
         }
     }
@@ -79,7 +79,7 @@ impl Compiled {
     #[inline]
     pub(crate) fn has_feature(&self, s: &Subject<'_>, f: FeatureId) -> bool {
         self.grants(s, f)
-            && match &self.features[f as usize].when {
+            && match &self.feature_def(f).when {
                 Some(c) => self.eval(c, s),
                 None => true,
             }
@@ -129,7 +129,7 @@ impl Compiled {
     }
 
     pub(crate) fn feature_failure(&self, f: FeatureId, s: &Subject<'_>) -> Failure {
-        let def = &self.features[f as usize];
+        let def = &self.feature_def(f);
         if self.grants(s, f) {
             // Granted but its `when` fails: say what the `when` needs, naming the feature.
             let inner = def
@@ -176,7 +176,7 @@ impl Compiled {
     /// The plans a caller could buy: those above their own plan in tier order (a trial
     /// is not a purchase, so the search starts above the claimed plan, not the trial's).
     fn upgrades(&self, s: &Subject<'_>) -> std::ops::Range<PlanId> {
-        (s.base_plan + 1)..self.plans.len() as u32
+        s.base_plan.saturating_add(1)..self.plans.len() as u32
     }
 
     /// The lowest plan above the caller's own on which `c` would hold for this caller
@@ -190,7 +190,7 @@ impl Compiled {
         if !self.could_hold(c, s, true) {
             return None;
         }
-        let start = self.lower_bound(c, s).max(s.base_plan + 1);
+        let start = self.lower_bound(c, s).max(s.base_plan.saturating_add(1));
         (start..self.plans.len() as u32).find(|&p| {
             let candidate = Subject {
                 base_plan: p,
@@ -204,8 +204,8 @@ impl Compiled {
     /// Whether a role or an active trial grants the feature (whatever the plan).
     fn grants_without_plan(&self, s: &Subject<'_>, f: FeatureId) -> bool {
         self.active_trial_plan(s)
-            .is_some_and(|t| self.plans[t as usize].features.contains(f))
-            || s.roles.any(|r| self.roles[r as usize].features.contains(f))
+            .is_some_and(|t| self.plan_def(t).features.contains(f))
+            || s.roles.any(|r| self.role_def(r).features.contains(f))
     }
 
     /// A bound on `c` over every plan the caller could be on. With `optimistic`, an
@@ -215,7 +215,7 @@ impl Compiled {
     fn could_hold(&self, c: &Cond, s: &Subject<'_>, optimistic: bool) -> bool {
         match c {
             Cond::Feature(f) => {
-                let def = &self.features[*f as usize];
+                let def = &self.feature_def(*f);
                 let granted = if optimistic {
                     !def.granting_plans.is_empty() || self.grants_without_plan(s, *f)
                 } else {
@@ -244,7 +244,7 @@ impl Compiled {
                     return 0;
                 }
                 // Only a plan granting it can help: the first such plan above the caller's.
-                let plans = &self.features[*f as usize].granting_plans;
+                let plans = &self.feature_def(*f).granting_plans;
                 let i = plans.partition_point(|&p| p <= s.base_plan);
                 plans.get(i).copied().unwrap_or(self.plans.len() as PlanId)
             }
@@ -278,7 +278,7 @@ impl Compiled {
     /// candidate plan's own features matter: a binary search in the feature's
     /// precomputed list of granting plans.
     pub(crate) fn upgrade_for_feature(&self, f: FeatureId, s: &Subject<'_>) -> Option<PlanId> {
-        let def = &self.features[f as usize];
+        let def = &self.feature_def(f);
         if def.when.is_none() {
             let i = def.granting_plans.partition_point(|&p| p <= s.base_plan);
             return def.granting_plans.get(i).copied();

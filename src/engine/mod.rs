@@ -152,18 +152,18 @@ impl Policy {
 
     /// The plan a caller without a (valid, known) plan claim is on.
     pub fn default_plan(&self) -> &str {
-        &self.0.plans[self.0.default_plan as usize].name
+        &self.0.plan_def(self.0.default_plan).name
     }
 
     /// The plan an active trial lifts a caller to, if the policy has a trial.
     pub fn trial_plan(&self) -> Option<&str> {
-        self.0.trial_plan.map(|p| &*self.0.plans[p as usize].name)
+        self.0.trial_plan.map(|p| &*self.0.plan_def(p).name)
     }
 
     /// The description of a plan, if it has one.
     pub fn plan_description(&self, plan: &str) -> Option<&str> {
         let id = *self.0.plan_ids.get(plan)?;
-        self.0.plans[id as usize].description.as_deref()
+        self.0.plan_def(id).description.as_deref()
     }
 
     /// Declared feature names, in declaration order.
@@ -174,7 +174,7 @@ impl Policy {
     /// The description of a feature, if it has one.
     pub fn feature_description(&self, feature: &str) -> Option<&str> {
         let id = *self.0.feature_ids.get(feature)?;
-        self.0.features[id as usize].description.as_deref()
+        self.0.feature_def(id).description.as_deref()
     }
 
     /// Declared role names, in declaration order.
@@ -191,10 +191,11 @@ impl Policy {
     pub fn plan_features(&self, plan: &str) -> Option<impl Iterator<Item = &str>> {
         let id = *self.0.plan_ids.get(plan)?;
         Some(
-            self.0.plans[id as usize]
+            self.0
+                .plan_def(id)
                 .features
                 .iter()
-                .map(|f| &*self.0.features[f as usize].name),
+                .map(|f| &*self.0.feature_def(f).name),
         )
     }
 
@@ -202,7 +203,7 @@ impl Policy {
     pub fn plan_limit(&self, plan: &str, limit: &str) -> Option<Limit> {
         let p = *self.0.plan_ids.get(plan)?;
         let l = *self.0.limit_ids.get(limit)?;
-        Some(self.0.plans[p as usize].limits[l as usize])
+        Some(self.0.plan_def(p).limit(l))
     }
 
     /// The rule governing `method path`, if one matches.
@@ -218,6 +219,6 @@ impl Policy {
         self.0
             .table
             .lookup(method, path)
-            .is_some_and(|id| matches!(self.0.rules[id as usize].access, Access::Public))
+            .is_some_and(|id| matches!(self.0.rule_def(id).access, Access::Public))
     }
 }

@@ -64,7 +64,7 @@ pub(crate) fn parse_pattern(pattern: &str) -> Result<Vec<Segment>, String> {
         }
         let unescaped = part.replace("{{", "").replace("}}", "");
         if let Some(name) = part.strip_prefix("{*").and_then(|p| p.strip_suffix('}')) {
-            if i + 1 != parts.len() {
+            if i != parts.len().saturating_sub(1) {
                 return Err("`{*name}` takes the rest of the path, so it must come last".into());
             }
             if name.is_empty() || name.contains(['{', '}']) {
@@ -160,16 +160,16 @@ impl Tree {
         let mut at = 0u32;
         for seg in segments {
             let next = match seg {
-                Segment::Static(s) => self.nodes[at as usize].statics.get(s),
-                Segment::Param => self.nodes[at as usize].param,
-                Segment::CatchAll => self.nodes[at as usize].catch_all,
+                Segment::Static(s) => self.node(at).statics.get(s),
+                Segment::Param => self.node(at).param,
+                Segment::CatchAll => self.node(at).catch_all,
             };
             at = match next {
                 Some(n) => n,
                 None => {
                     let n = self.nodes.len() as u32;
                     self.nodes.push(Node::new());
-                    let node = &mut self.nodes[at as usize];
+                    let node = self.node_mut(at);
                     match seg {
                         Segment::Static(s) => node.statics.insert(s, n),
                         Segment::Param => node.param = Some(n),
@@ -179,7 +179,7 @@ impl Tree {
                 }
             };
         }
-        let node = &mut self.nodes[at as usize];
+        let node = self.node_mut(at);
         if node.value.is_some() {
             return false;
         }
@@ -192,17 +192,32 @@ impl Tree {
         self.find(0, path.strip_prefix('/')?)
     }
 
+    // Node ids are handed out by `insert` as it pushes the nodes (0 is the root,
+    // made by `new`), so every id it stored indexes `nodes`.
+    #[allow(clippy::indexing_slicing)]
+    fn node(&self, id: u32) -> &Node {
+        &self.nodes[id as usize]
+    }
+
+    #[allow(clippy::indexing_slicing)] // as for `node`
+    fn node_mut(&mut self, id: u32) -> &mut Node {
+        &mut self.nodes[id as usize]
+    }
+
     /// `rest` is the path after the `/` that opens the current segment.
     fn find(&self, node: u32, rest: &str) -> Option<u32> {
-        let n = &self.nodes[node as usize];
+        let n = &self.node(node);
         // A plain byte loop: segments are short, and `str::find` pays a searcher's
         // setup for each one.
         let (segment, tail) = match rest.bytes().position(|b| b == b'/') {
-            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            Some(i) => (
+                rest.get(..i).unwrap_or(rest),
+                rest.get(i.saturating_add(1)..),
+            ),
             None => (rest, None),
         };
         let descend = |child: u32| match tail {
-            None => self.nodes[child as usize].value,
+            None => self.node(child).value,
             Some(t) => self.find(child, t),
         };
         if let Some(found) = n.statics.get(segment).and_then(descend) {
@@ -214,7 +229,7 @@ impl Tree {
             return Some(found);
         }
         match n.catch_all {
-            Some(c) if !rest.is_empty() => self.nodes[c as usize].value,
+            Some(c) if !rest.is_empty() => self.node(c).value,
             _ => None,
         }
     }
@@ -236,6 +251,9 @@ impl RouteTable {
     /// Builds the per-method trees. Rules naming a method come first, then `GET`
     /// rules into `HEAD`, then rules for every method, each only where its method's
     /// tree has no rule for that pattern yet.
+    // `by_method` has one tree per entry of `METHODS`, whose indices are all `m`,
+    // `GET` and `HEAD` can be; `parsed` has one entry per spec.
+    #[allow(clippy::indexing_slicing)]
     pub fn build(specs: &[RouteSpec<'_>]) -> Result<Self, String> {
         let parsed: Vec<Vec<Segment>> = specs
             .iter()
@@ -271,8 +289,8 @@ impl RouteTable {
     /// received (no percent-decoding), exactly as axum's router matches it.
     #[inline]
     pub fn lookup(&self, method: &str, path: &str) -> Option<u32> {
-        let tree = match method_index(method) {
-            Some(i) => &self.by_method[i],
+        let tree = match method_index(method).and_then(|i| self.by_method.get(i)) {
+            Some(tree) => tree,
             None => &self.any_method,
         };
         tree.lookup(path)

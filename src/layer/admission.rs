@@ -4,11 +4,6 @@
 //! refetch for a `kid` not seen yet — is reported as [`Admission::Fetch`] and
 //! done by the service's response future.
 
-// This module meets untrusted input: indexing and arithmetic are linted here.
-#![cfg_attr(
-    not(test),
-    warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
-)]
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, Method, Response};

@@ -85,14 +85,17 @@ pub(crate) fn forbidden(d: &Decision<'_>, protocol: Protocol) -> Response<Full<B
                 "upgrade_to": d.upgrade_to(),
                 "revision": d.revision().to_string(),
             });
-            if let Some(f) = d.feature() {
-                body["feature"] = json!(f);
-            }
-            if let Some(r) = d.role() {
-                body["role"] = json!(r);
-            }
-            if let Some(rule) = d.rule() {
-                body["rule"] = serde_json::to_value(rule).unwrap_or(Value::Null);
+            if let Some(members) = body.as_object_mut() {
+                if let Some(f) = d.feature() {
+                    members.insert("feature".into(), json!(f));
+                }
+                if let Some(r) = d.role() {
+                    members.insert("role".into(), json!(r));
+                }
+                if let Some(rule) = d.rule() {
+                    let rule = serde_json::to_value(rule).unwrap_or(Value::Null);
+                    members.insert("rule".into(), rule);
+                }
             }
             problem(StatusCode::FORBIDDEN, code, body)
         }
@@ -126,10 +129,18 @@ pub(crate) fn misconfigured(detail: &str, protocol: Protocol) -> Response<Full<B
 
 /// `application/problem+json` with `type`, `status` and `reason` filled in. The
 /// claims server's API errors are built here too, so every problem has one shape.
-pub(crate) fn problem(status: StatusCode, reason: &str, mut body: Value) -> Response<Full<Bytes>> {
-    body["type"] = json!(format!("urn:tiergate:problem:{reason}"));
-    body["status"] = json!(status.as_u16());
-    body["reason"] = json!(reason);
+pub(crate) fn problem(status: StatusCode, reason: &str, body: Value) -> Response<Full<Bytes>> {
+    // Anything but an object (no caller passes one) becomes its `detail`.
+    let mut body = match body {
+        Value::Object(members) => members,
+        other => serde_json::Map::from_iter([("detail".to_owned(), other)]),
+    };
+    body.insert(
+        "type".into(),
+        json!(format!("urn:tiergate:problem:{reason}")),
+    );
+    body.insert("status".into(), json!(status.as_u16()));
+    body.insert("reason".into(), json!(reason));
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let mut res = Response::new(Full::new(Bytes::from(bytes)));
     *res.status_mut() = status;

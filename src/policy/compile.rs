@@ -41,7 +41,10 @@ pub(crate) fn compile(
             features.insert(f);
         }
         for &(l, v) in &p.limits {
-            limits[l as usize] = match v {
+            // One slot per declared limit, and `l` is a declared limit's id.
+            #[allow(clippy::indexing_slicing)]
+            let slot = &mut limits[l as usize];
+            *slot = match v {
                 LimitValue::Count(n) => Limit::Count(n),
                 LimitValue::Unlimited => Limit::Unlimited,
             };
@@ -80,10 +83,17 @@ pub(crate) fn compile(
                 description: f.description.map(Into::into),
                 when: f.when,
                 granting_plans: (0..plans.len() as u32)
-                    .filter(|&p| plans[p as usize].features.contains(id))
+                    .filter(|&p| {
+                        plans
+                            .get(p as usize)
+                            .is_some_and(|d| d.features.contains(id))
+                    })
                     .collect(),
-                first_role: (0..roles.len() as u32)
-                    .find(|&r| roles[r as usize].features.contains(id)),
+                first_role: (0..roles.len() as u32).find(|&r| {
+                    roles
+                        .get(r as usize)
+                        .is_some_and(|d| d.features.contains(id))
+                }),
             }
         })
         .collect();
@@ -102,9 +112,11 @@ pub(crate) fn compile(
         .rules
         .into_iter()
         .map(|r| RuleDef {
-            methods: r
-                .methods
-                .map(|ms| ms.into_iter().map(|m| Box::from(METHODS[m])).collect()),
+            methods: r.methods.map(|ms| {
+                ms.into_iter()
+                    .filter_map(|m| METHODS.get(m).map(|&m| Box::from(m)))
+                    .collect()
+            }),
             pattern: r.pattern.into(),
             line: r.line,
             access: r.access,

@@ -104,7 +104,7 @@ fn window(line: &str, column: usize) -> (String, usize) {
     }
     let at = column.saturating_sub(1).min(chars.len());
     let start = at.saturating_sub(LINE_WINDOW / 3);
-    let end = (start + LINE_WINDOW).min(chars.len());
+    let end = start.saturating_add(LINE_WINDOW).min(chars.len());
     let mut shown = String::new();
     if start > 0 {
         shown.push('…');
@@ -113,7 +113,9 @@ fn window(line: &str, column: usize) -> (String, usize) {
     if end < chars.len() {
         shown.push('…');
     }
-    (shown, at - start + 1 + usize::from(start > 0))
+    // start <= at (it is at most `at` moved left), so this cannot underflow.
+    let column = at.saturating_sub(start).saturating_add(1);
+    (shown, column.saturating_add(usize::from(start > 0)))
 }
 
 impl fmt::Display for Diagnostics {
@@ -157,7 +159,7 @@ impl fmt::Display for Diagnostics {
             writeln!(
                 f,
                 "\n… and {} more (the first {SHOWN_AT_MOST} are shown; `tiergate check --format json` lists all)",
-                n - SHOWN_AT_MOST
+                n.saturating_sub(SHOWN_AT_MOST)
             )?;
         }
         write!(

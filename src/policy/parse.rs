@@ -64,14 +64,20 @@ pub(crate) fn parse_policy(source: &str) -> Result<PolicyDoc, Vec<Diagnostic>> {
 fn tab_indentation(source: &str) -> Vec<Diagnostic> {
     let mut found = Vec::new();
     for (i, line) in source.lines().enumerate() {
-        let indent: &str = &line[..line.len() - line.trim_start_matches([' ', '\t']).len()];
+        let body = line.trim_start_matches([' ', '\t']);
+        let indent: &str = line.strip_suffix(body).unwrap_or_default();
         if let Some(col) = indent.find('\t') {
             if line.trim().is_empty() || line.trim_start().starts_with('#') {
                 continue;
             }
             found.push(
-                Diagnostic::at(i + 1, col + 1, 1, "this line is indented with a tab")
-                    .help("YAML indents with spaces only: replace the tab with spaces"),
+                Diagnostic::at(
+                    i.saturating_add(1),
+                    col.saturating_add(1),
+                    1,
+                    "this line is indented with a tab",
+                )
+                .help("YAML indents with spaces only: replace the tab with spaces"),
             );
         }
     }
@@ -170,7 +176,7 @@ fn first_occurrence(source: &str, line: usize, column: usize, key: &str) -> Opti
     let indent = column.checked_sub(1)?;
     let lines: Vec<&str> = source.lines().take(line.saturating_sub(1)).collect();
     for (i, text) in lines.iter().enumerate().rev() {
-        let lead = text.len() - text.trim_start().len();
+        let lead = text.len().saturating_sub(text.trim_start().len());
         let rest = text.trim_start();
         if lead < indent && !rest.is_empty() && !rest.starts_with('#') && !rest.starts_with('-') {
             return None; // left the enclosing mapping
@@ -178,7 +184,7 @@ fn first_occurrence(source: &str, line: usize, column: usize, key: &str) -> Opti
         if lead == indent
             && (rest.starts_with(&format!("{key}:")) || rest.starts_with(&format!("\"{key}\":")))
         {
-            return Some(i + 1);
+            return Some(i.saturating_add(1));
         }
     }
     None

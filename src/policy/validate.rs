@@ -99,7 +99,8 @@ impl Names {
         if left < self.order.len() {
             return None;
         }
-        self.suggestions_left.set(left - self.order.len());
+        self.suggestions_left
+            .set(left.saturating_sub(self.order.len()));
         did_you_mean(name, self.order.iter().map(String::as_str))
     }
 
@@ -392,6 +393,10 @@ pub(crate) fn validate(doc: &PolicyDoc) -> Result<Checked, Vec<Diagnostic>> {
 ///
 /// Each plan has at most one parent, so one walk per plan that stops at any plan
 /// already seen finds every cycle in linear time.
+// Plan ids index `parents`, `seen`, `in_cycle` and `names`, all one entry per plan
+// (a parent id was resolved from these plans' names), and `walk` slices from a
+// position found in it.
+#[allow(clippy::indexing_slicing)]
 fn check_extends(ck: &mut Checker, doc: &PolicyDoc, parents: &[Option<(u32, Location)>]) {
     #[derive(Clone, Copy, PartialEq)]
     enum Seen {
@@ -471,6 +476,10 @@ fn check_extends(ck: &mut Checker, doc: &PolicyDoc, parents: &[Option<(u32, Loca
 
 /// A plan gets at least what it extends: a limit below the inherited value is a
 /// mistake a customer would notice as a downgrade when moving up a tier.
+// Limit ids index vectors of one slot per declared limit, plan ids the plans
+// already resolved (a plan extends only an earlier one: checked before this runs),
+// and `i`/`j` the document's own plans and limits being walked.
+#[allow(clippy::indexing_slicing)]
 fn check_limits_never_drop(
     ck: &mut Checker,
     doc: &PolicyDoc,
@@ -516,6 +525,8 @@ fn check_limits_never_drop(
     }
 }
 
+// Method indices come from `method_index`, so they index `METHODS`.
+#[allow(clippy::indexing_slicing)]
 fn check_routes(ck: &mut Checker, doc: &PolicyDoc) -> Vec<CheckedRule> {
     let mut rules = Vec::new();
     let mut seen: HashMap<(&str, Option<usize>), u64> = HashMap::new();

@@ -257,7 +257,7 @@ impl PolicyStore {
                 state.loaded_at = SystemTime::now();
                 state.last_error = None;
                 self.inner.failing_since_ms.store(0, Ordering::Relaxed);
-                state.reloads += 1;
+                state.reloads = state.reloads.saturating_add(1);
                 drop(state);
                 self.inner.revisions.send_replace(to);
                 tracing::info!(path = %path.display(), from = %current, to = %to, "policy reloaded");
@@ -279,7 +279,7 @@ impl PolicyStore {
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 );
-                state.rejections += 1;
+                state.rejections = state.rejections.saturating_add(1);
                 tracing::error!(
                     path = %path.display(),
                     active = %current,

@@ -109,6 +109,8 @@ fn follow(
     let tick = Duration::from_millis(50).min(options.debounce.max(Duration::from_millis(1)));
     let mut first_event: Option<Instant> = None;
     let mut last_event = Instant::now();
+    // Instant + Duration panics only past the clock's range (~centuries away).
+    #[allow(clippy::arithmetic_side_effects)]
     let mut next_poll = Instant::now() + options.poll_interval;
     while !stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(tick) {
@@ -145,11 +147,11 @@ fn follow(
         // Re-read after a quiet `debounce`, or after 4× that during a long burst.
         let due = first_event.is_some_and(|first| {
             now.duration_since(last_event) >= options.debounce
-                || now.duration_since(first) >= options.debounce * 4
+                || now.duration_since(first) >= options.debounce.saturating_mul(4)
         });
         if due || now >= next_poll {
             first_event = None;
-            next_poll = now + options.poll_interval;
+            next_poll = now.checked_add(options.poll_interval).unwrap_or(now);
             // Errors are logged and recorded by the store; the last good policy stays.
             let _ = store.reload();
         }

@@ -17,11 +17,6 @@
 //! # Ok(()) }
 //! ```
 
-// This module meets untrusted input: indexing and arithmetic are linted here.
-#![cfg_attr(
-    not(test),
-    warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
-)]
 pub mod api;
 pub mod claims_form;
 pub mod client_addr;

@@ -93,7 +93,11 @@ struct TailHasher(foldhash::fast::FoldHasher<'static>);
 impl std::hash::Hasher for TailHasher {
     fn write(&mut self, bytes: &[u8]) {
         self.0.write_usize(bytes.len());
-        self.0.write(&bytes[bytes.len().saturating_sub(TAIL)..]);
+        self.0.write(
+            bytes
+                .get(bytes.len().saturating_sub(TAIL)..)
+                .unwrap_or(bytes),
+        );
     }
     fn finish(&self) -> u64 {
         self.0.finish()
@@ -117,11 +121,19 @@ impl TokenCache {
         }
     }
 
+    // Each arm subtracts its own lowest byte (0–63 in all), and `% SHARDS` indexes
+    // the `SHARDS` shards `new` made.
+    #[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
     fn shard(&self, token: &[u8]) -> &Shard {
         // A signature character (the next to last: the last may carry only a few
         // bits), as random as a hash for any token that can be stored, and no second
         // hash on top of the map's own.
-        let c = token.len().checked_sub(2).map_or(0, |i| token[i]);
+        let c = token
+            .len()
+            .checked_sub(2)
+            .and_then(|i| token.get(i))
+            .copied()
+            .unwrap_or(0);
         // Its base64 value (0–63), so each shard gets the same share of them.
         let sextet = match c {
             b'A'..=b'Z' => c - b'A',
@@ -150,6 +162,9 @@ impl TokenCache {
     }
 
     /// Remembers a token that just verified.
+    // The sums are byte counts of what is in memory (and `freed` never exceeds what
+    // the cache counted in), far from overflowing a usize.
+    #[allow(clippy::arithmetic_side_effects)]
     pub(crate) fn insert(
         &self,
         token: &[u8],

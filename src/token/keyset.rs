@@ -1,10 +1,5 @@
 //! A set of verification keys and the rule for picking one for a token.
 
-// This module meets untrusted input: indexing and arithmetic are linted here.
-#![cfg_attr(
-    not(test),
-    warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
-)]
 use std::sync::Arc;
 
 use jsonwebtoken::Algorithm;

@@ -11,11 +11,6 @@
 //! whose header segment is byte-for-byte one of them reuses what was read from it.
 //! Reading a header depends on nothing but its bytes, so the answer is the same.
 
-// This module meets untrusted input: indexing and arithmetic are linted here.
-#![cfg_attr(
-    not(test),
-    warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
-)]
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -11,12 +11,6 @@
 //! ([`super::hmac_key`], without allocating), everything else — and every key in
 //! the differential tests' [`Method::Library`] — through `jsonwebtoken::crypto`.
 
-// This module meets untrusted input: indexing and arithmetic are linted here.
-#![cfg_attr(
-    not(test),
-    warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)
-)]
-
 use super::error::{TokenError, TokenErrorKind as Kind};
 use super::keys::VerifyingKey;
 use super::parsed::{Parsed, malformed};

@@ -163,6 +163,8 @@ impl VerifiedToken {
     /// Roughly what the token holds in memory, for the cache's byte budget: its
     /// allocation (with the payload inline, or the payload's own beside it) and room
     /// for the payload parsed into a map, should a handler ask for it.
+    // Sizes of what is in memory: far from overflowing a usize.
+    #[allow(clippy::arithmetic_side_effects)]
     pub(crate) fn approx_bytes(&self) -> usize {
         let raw = &self.0.raw_payload;
         let spilled = if raw.spilled() { raw.len() } else { 0 };
