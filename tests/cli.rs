@@ -559,14 +559,15 @@ fn explain_reads_the_claims_from_a_verified_token() {
     let (code, _, err) = explain(&tampered, "tests/keys/ed25519.pub.pem", &[]);
     assert_eq!(code, Some(2));
     assert!(err.contains("does not verify"), "{err}");
+    // Verified by the layer's own Verifier: the same reason codes as a request.
     let (_, _, err) = explain(token, "tests/keys/rsa.pub.pem", &[]);
-    assert!(err.contains("which this key cannot verify"), "{err}");
+    assert!(err.contains("algorithm_mismatch"), "{err}");
     let (_, _, err) = explain(
         token,
         "tests/keys/ed25519.pub.pem",
         &["--aud", "someone-else"],
     );
-    assert!(err.contains("does not verify"), "{err}");
+    assert!(err.contains("does not verify: wrong_audience"), "{err}");
 }
 
 #[test]
@@ -589,4 +590,53 @@ fn token_json_has_the_token_endpoint_shape() {
         (Some("Bearer"), Some(90))
     );
     assert_eq!(v["access_token"].as_str().unwrap().split('.').count(), 3);
+}
+
+/// `explain --token` verifies with the layer's `Verifier`, so it refuses what a
+/// request would be refused for: `nbf` in the future, a required `aud` missing.
+/// (It used `jsonwebtoken::decode` before, which checked neither.)
+#[test]
+fn explain_refuses_a_token_the_layer_would_refuse() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let now = chrono::Utc::now().timestamp();
+    let sign = |payload: Value| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &payload,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    let explain = |token: &str, extra: &[&str]| {
+        let mut args = vec![
+            "explain",
+            "--policy",
+            "policies/saas.yaml",
+            "--token",
+            token,
+        ];
+        args.extend(["--secret", secret]);
+        args.extend_from_slice(extra);
+        args.extend(["GET", "/api/dashboard"]);
+        let out = Command::new(env!("CARGO_BIN_EXE_tiergate"))
+            .args(&args)
+            .current_dir(root())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let claims = serde_json::json!({ "plan": "pro" });
+    let later = sign(serde_json::json!({ "nbf": now + 3600, "exp": now + 7200, "claims": claims }));
+    let (code, err) = explain(&later, &[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not_yet_valid"), "{err}");
+    let no_aud = sign(serde_json::json!({ "exp": now + 600, "claims": claims }));
+    let (code, err) = explain(&no_aud, &["--aud", "tiergate-demo"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("missing_claim"), "{err}");
+    // The same token without the audience requirement is explained.
+    assert_eq!(explain(&no_aud, &[]).0, Some(0));
 }

@@ -124,6 +124,27 @@ impl VerifyingKey {
         })
     }
 
+    /// A PEM public key of any supported type (Ed25519, EC, RSA), as one key per
+    /// algorithm its type can use ([`algorithms_like`]), each bound to its own: the
+    /// token's header then chooses among the key's own algorithms, never across
+    /// types. For tools that verify with a key file and no configured algorithm.
+    pub fn from_pem_any_algorithm(pem: impl AsRef<[u8]>) -> Result<Vec<VerifyingKey>, KeyError> {
+        let pem = pem.as_ref();
+        let mut last = None;
+        for representative in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
+            match VerifyingKey::from_pem(representative, pem) {
+                Ok(_) => {
+                    return algorithms_like(representative)
+                        .iter()
+                        .map(|&alg| VerifyingKey::from_pem(alg, pem))
+                        .collect();
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(KeyError::Unusable("an empty PEM")))
+    }
+
     /// A public key from a JWK, bound to its `alg` member or, when that is absent,
     /// to the algorithm its type implies (`EC` P-256 → `ES256`, P-384 → `ES384`,
     /// `OKP` Ed25519 → `EdDSA`, `RSA` → `RS256`). Symmetric (`oct`) keys and keys
@@ -189,6 +210,26 @@ impl VerifyingKey {
     /// The one algorithm this key verifies.
     pub fn algorithm(&self) -> Algorithm {
         self.alg
+    }
+}
+
+/// The algorithms a key of the same type as `alg` can use: `HS256` → HS256, HS384,
+/// HS512; `RS256` → the three RSASSA-PKCS1 and three PSS ones; `ES256` → ES256,
+/// ES384; `EdDSA` → EdDSA. A [`VerifyingKey`] is still bound to exactly one of them;
+/// tools that take a key file without an algorithm (`tiergate token`, `explain`)
+/// use this to know which to try, so no tool keeps a table of its own.
+///
+/// ```
+/// use tiergate::token::{Algorithm, algorithms_like};
+/// assert_eq!(algorithms_like(Algorithm::ES384), [Algorithm::ES256, Algorithm::ES384]);
+/// ```
+pub fn algorithms_like(alg: Algorithm) -> &'static [Algorithm] {
+    use Algorithm as A;
+    match family(alg) {
+        AlgorithmFamily::Hmac => &[A::HS256, A::HS384, A::HS512],
+        AlgorithmFamily::Rsa => &[A::RS256, A::RS384, A::RS512, A::PS256, A::PS384, A::PS512],
+        AlgorithmFamily::Ec => &[A::ES256, A::ES384],
+        AlgorithmFamily::Ed => &[A::EdDSA],
     }
 }
 
