@@ -83,8 +83,10 @@ where
 }
 
 async fn writes(url: &str, tasks: usize, seconds: u64) {
-    // The server's own connect: the same file mode, pragmas, pool size and schema.
-    tiergate::server::Db::connect(url).await.expect("database");
+    // The server's own connect makes the file (same mode, pragmas) and the schema.
+    tiergate::server::create_client(url, "floor-writes")
+        .await
+        .expect("database");
     sqlx::any::install_default_drivers();
     let sqlite = url.starts_with("sqlite:");
     let pool = sqlx::any::AnyPoolOptions::new()
@@ -155,8 +157,7 @@ async fn writes(url: &str, tasks: usize, seconds: u64) {
 async fn mints(what: &str, url: &str, tasks: usize, seconds: u64) {
     use aws_lc_rs::signature::Ed25519KeyPair;
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
-    let db = tiergate::server::Db::connect(url).await.expect("database");
-    let (client_id, _) = tiergate::server::create_client(&db, "floor")
+    let (client_id, _) = tiergate::server::create_client(url, "floor")
         .await
         .expect("client");
     sqlx::any::install_default_drivers();

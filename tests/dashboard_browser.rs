@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use tiergate::server::{self, Db, ServeOptions, Server};
+use tiergate::server::test_util::{self as server, Db};
+use tiergate::server::{ServeOptions, Server};
 
 /// A program named by `var`, or the first of `names` on `PATH`.
 fn program(var: &str, names: &[&str]) -> Option<PathBuf> {
@@ -189,7 +190,7 @@ async fn an_admin_changes_a_plan_in_the_browser_and_the_next_token_carries_it() 
         policy: concat!(env!("CARGO_MANIFEST_DIR"), "/policies/saas.yaml").into(),
         database_url: url.clone(),
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        rate_limits: tiergate::server::limits::RateLimits::off(),
+        rate_limits: tiergate::server::RateLimits::off(),
         ..ServeOptions::default()
     })
     .await

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 use server_support::*;
-use tiergate::server::limits::RateLimits;
+use tiergate::server::RateLimits;
 use tiergate::server::{ServeOptions, Server};
 
 on_both!(
@@ -320,7 +320,9 @@ async fn three_instances_started_together_on_an_empty_postgres_schema_all_serve(
 async fn a_new_sqlite_database_is_readable_by_its_owner_only() {
     use std::os::unix::fs::PermissionsExt as _;
     let url = database_url(Backend::Sqlite, "mode").await;
-    tiergate::server::Db::connect(&url).await.unwrap();
+    tiergate::server::test_util::Db::connect(&url)
+        .await
+        .unwrap();
     let path = url.trim_start_matches("sqlite://");
     let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "{mode:o}");

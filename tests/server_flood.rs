@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use server_support::*;
-use tiergate::server::limits::RateLimits;
+use tiergate::server::RateLimits;
 
 fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")

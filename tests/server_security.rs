@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use server_support::*;
-use tiergate::server::limits::RateLimits;
+use tiergate::server::RateLimits;
 
 on_both!(
     finding_2_claim_values_no_part_can_hold_are_refused_and_odd_stored_ones_never_panic,
@@ -585,8 +585,8 @@ async fn clients_created_with_an_argon2_hash_keep_working_and_are_rehashed_on_fi
     b: Backend,
 ) {
     let h = start(b, "legacy", RateLimits::off()).await;
-    let secret = tiergate::server::secrets::random_secret();
-    let old = tiergate::server::secrets::hash_now(&secret);
+    let secret = tiergate::server::test_util::random_secret();
+    let old = tiergate::server::test_util::hash_now(&secret);
     h.db.insert_client("cli_legacy", "made by 0.1", &old)
         .await
         .unwrap();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use tiergate::server::{self, Db, ServeOptions, Server};
+use tiergate::server::{self, RateLimits, ServeOptions, Server, SessionConfig};
 
 /// The database every server command takes.
 #[derive(Args, Debug, Clone)]
@@ -116,12 +116,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
-async fn open(db: &DatabaseArg) -> Result<Db, String> {
-    Db::connect(&db.database_url)
-        .await
-        .map_err(|e| format!("{}: {e}", db.database_url))
-}
-
 pub fn serve(args: ServeArgs, ttl_secs: i64) -> Result<ExitCode, String> {
     tracing_init();
     let options = ServeOptions {
@@ -134,7 +128,7 @@ pub fn serve(args: ServeArgs, ttl_secs: i64) -> Result<ExitCode, String> {
         demo_addr: args.demo_addr,
         machine_audience: args.machine_audience,
         rate_limits: {
-            let mut limits = tiergate::server::limits::RateLimits::default();
+            let mut limits = RateLimits::default();
             limits.sign_in_per_account = args.sign_in_limit;
             limits.sign_in_per_address = args.sign_in_limit_per_address;
             limits.failed_auth_per_client = args.failed_auth_limit;
@@ -143,7 +137,7 @@ pub fn serve(args: ServeArgs, ttl_secs: i64) -> Result<ExitCode, String> {
         },
         trusted_proxies: args.trusted_proxies,
         refresh_race_grace: Duration::from_secs(10),
-        sessions: tiergate::server::session::SessionConfig {
+        sessions: SessionConfig {
             secure: args.secure_cookies,
             ..Default::default()
         },
@@ -203,10 +197,9 @@ fn tracing_init() {
 pub fn client(cmd: ClientCommand) -> Result<ExitCode, String> {
     let ClientCommand::Create { name, db } = cmd;
     let (id, secret) = runtime()?.block_on(async {
-        let db = open(&db).await?;
-        server::create_client(&db, &name)
+        server::create_client(&db.database_url, &name)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("{}: {e}", db.database_url))
     })?;
     println!("{}", json!({ "client_id": id, "client_secret": secret }));
     Ok(ExitCode::SUCCESS)
@@ -222,13 +215,11 @@ pub fn admin(cmd: AdminCommand) -> Result<ExitCode, String> {
         return Err("--password: use at least 12 characters".into());
     }
     // The same rules as every other identity: no look-alikes, IDNA domains.
-    let email =
-        tiergate::server::input::normalize_email(&email).map_err(|e| format!("--email: {e}"))?;
+    let email = server::normalize_email(&email).map_err(|e| format!("--email: {e}"))?;
     runtime()?.block_on(async {
-        let db = open(&db).await?;
-        server::create_admin(&db, &email, &password)
+        server::create_admin(&db.database_url, &email, &password)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("{}: {e}", db.database_url))
     })?;
     println!("admin {email} can sign in");
     Ok(ExitCode::SUCCESS)
@@ -237,8 +228,9 @@ pub fn admin(cmd: AdminCommand) -> Result<ExitCode, String> {
 pub fn keys(cmd: KeysCommand) -> Result<ExitCode, String> {
     let KeysCommand::Rotate { db } = cmd;
     let kid = runtime()?.block_on(async {
-        let db = open(&db).await?;
-        server::rotate_keys(&db).await.map_err(|e| e.to_string())
+        server::rotate_keys(&db.database_url)
+            .await
+            .map_err(|e| format!("{}: {e}", db.database_url))
     })?;
     println!("new signing key {kid} is active; running servers pick it up within seconds");
     Ok(ExitCode::SUCCESS)

@@ -12,19 +12,7 @@
 //! Custom claims show their JSON type: a string is edited as text (whatever it
 //! looks like: `"123"` and `"true"` stay strings), anything else as JSON.
 //!
-//! ```
-//! use serde_json::{json, Map, Value};
-//! use tiergate::server::claims_form::{change, Fields};
-//!
-//! let base: Map<String, Value> = serde_json::from_value(json!({
-//!     "plan": "pro", "roles": ["admin", "member"], "trial_ends": "2026-12-20T12:00:00Z",
-//!     "seats": 5, "team": "123",
-//! })).unwrap();
-//! let mut fields = Fields::of(&base);
-//! assert!(change(&base, &fields).unwrap().is_empty()); // nothing edited, nothing sent
-//! fields.seats = "6".into();
-//! assert_eq!(Value::Object(change(&base, &fields).unwrap()), json!({ "seats": "6" }));
-//! ```
+//! (The module's example is its `example` test, below: the module is private.)
 
 use std::collections::BTreeSet;
 
@@ -393,5 +381,27 @@ mod tests {
             let f = Fields::of(&base);
             assert!(change(&base, &f).unwrap().is_empty(), "{base:?} → {f:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod example {
+    use super::{Fields, change};
+    use serde_json::{Map, Value, json};
+
+    #[test]
+    fn a_save_sends_only_what_was_edited() {
+        let base: Map<String, Value> = serde_json::from_value(json!({
+            "plan": "pro", "roles": ["admin", "member"], "trial_ends": "2026-12-20T12:00:00Z",
+            "seats": 5, "team": "123",
+        }))
+        .unwrap();
+        let mut fields = Fields::of(&base);
+        assert!(change(&base, &fields).unwrap().is_empty()); // nothing edited, nothing sent
+        fields.seats = "6".into();
+        assert_eq!(
+            Value::Object(change(&base, &fields).unwrap()),
+            json!({ "seats": "6" })
+        );
     }
 }

@@ -5,17 +5,7 @@
 //! list is read from the right, skipping trusted hops, so entries the client wrote
 //! itself (on the left) are never reached.
 //!
-//! ```
-//! use std::net::IpAddr;
-//! use axum::http::HeaderMap;
-//! use tiergate::server::client_addr::client_addr;
-//!
-//! let proxy: IpAddr = "10.0.0.2".parse().unwrap();
-//! let mut headers = HeaderMap::new();
-//! headers.insert("x-forwarded-for", "1.2.3.4, 198.51.100.9".parse().unwrap());
-//! assert_eq!(client_addr(proxy, &headers, &[proxy]), "198.51.100.9".parse::<IpAddr>().unwrap());
-//! assert_eq!(client_addr(proxy, &headers, &[]), proxy); // not trusted: headers ignored
-//! ```
+//! (The module's example is its `example` test, below: the module is private.)
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -101,5 +91,24 @@ mod tests {
         let h = headers(&[("x-forwarded-for", "not an address")]);
         assert_eq!(client_addr(proxy, &h, &[proxy]), proxy);
         assert_eq!(client_addr(proxy, &HeaderMap::new(), &[proxy]), proxy);
+    }
+}
+
+#[cfg(test)]
+mod example {
+    use super::client_addr;
+    use axum::http::HeaderMap;
+    use std::net::IpAddr;
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "1.2.3.4, 198.51.100.9".parse().unwrap());
+        assert_eq!(
+            client_addr(proxy, &headers, &[proxy]),
+            "198.51.100.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_addr(proxy, &headers, &[]), proxy); // not trusted: headers ignored
     }
 }

@@ -16,18 +16,7 @@
 //! count). An attacker can exhaust one account's sign-in budget and so delay that
 //! person's sign-in by a minute; that is the price of capping guesses per account.
 //!
-//! ```
-//! use std::net::IpAddr;
-//! use tiergate::server::limits::{Limiter, RateLimits};
-//!
-//! let mut limits = RateLimits::default();
-//! limits.failed_auth_per_address = 2;
-//! let limiter = Limiter::new(&limits);
-//! let addr: IpAddr = "192.0.2.7".parse().unwrap();
-//! assert!(limiter.failed_auth("cli_a", addr).is_ok());
-//! assert!(limiter.failed_auth("cli_b", addr).is_ok());
-//! assert!(limiter.failed_auth("cli_c", addr).is_err()); // the address's failures are spent
-//! ```
+//! (The module's example is its `example` test, below: the module is private.)
 
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -206,5 +195,24 @@ mod tests {
             assert!(l.sign_in("a@example.com", ip("192.0.2.1")).is_ok());
             assert!(l.failed_auth("x", ip("192.0.2.1")).is_ok());
         }
+    }
+}
+
+#[cfg(test)]
+mod example {
+    use super::{Limiter, RateLimits};
+    use std::net::IpAddr;
+
+    #[test]
+    fn an_address_spends_its_failure_budget_across_clients() {
+        let limits = RateLimits {
+            failed_auth_per_address: 2,
+            ..RateLimits::default()
+        };
+        let limiter = Limiter::new(&limits);
+        let addr: IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(limiter.failed_auth("cli_a", addr).is_ok());
+        assert!(limiter.failed_auth("cli_b", addr).is_ok());
+        assert!(limiter.failed_auth("cli_c", addr).is_err()); // the address's failures are spent
     }
 }

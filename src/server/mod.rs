@@ -17,20 +17,23 @@
 //! # Ok(()) }
 //! ```
 
-pub mod api;
-pub mod claims_form;
-pub mod client_addr;
-pub mod dashboard_api;
-pub mod dashboard_pages;
-pub mod db;
-pub mod demo;
-pub mod input;
-pub mod limits;
-pub mod problem;
-pub mod secrets;
-pub mod session;
-pub mod signing;
-pub mod state;
+// The server's rooms are its own: users configure it through `ServeOptions` and
+// run it through `Server`; nothing else of it is public (see `test_util`).
+mod api;
+mod claims_form;
+mod client_addr;
+mod dashboard_api;
+mod dashboard_layout;
+mod dashboard_pages;
+mod db;
+mod demo;
+mod input;
+mod limits;
+mod problem;
+mod secrets;
+mod session;
+mod signing;
+mod state;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -39,8 +42,13 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-pub use db::Db;
-pub use secrets::random_id;
+pub use db::DbError;
+pub use input::normalize_email;
+pub use limits::RateLimits;
+pub use session::SessionConfig;
+
+use db::Db;
+use secrets::random_id;
 
 use crate::token::Verifier;
 use crate::{PolicyStore, TierGate, WatchOptions};
@@ -108,7 +116,7 @@ pub enum ServeError {
     Policy(#[from] crate::PolicyError),
     /// The database could not be opened or migrated.
     #[error("{0}")]
-    Db(#[from] db::DbError),
+    Db(#[from] DbError),
     /// An address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -286,10 +294,14 @@ pub(crate) fn router(state: state::Shared) -> axum::Router {
         .with_state(state)
 }
 
-/// Creates an API client; returns `(client_id, client_secret)`. The secret is 256
-/// random bits, stored only as a keyed hash (see [`secrets`]): it cannot be shown
-/// again.
-pub async fn create_client(db: &Db, name: &str) -> Result<(String, String), db::DbError> {
+/// Creates an API client in the database at `database_url` (migrating it first if
+/// needed); returns `(client_id, client_secret)`. The secret is 256 random bits,
+/// stored only as a keyed hash: it cannot be shown again.
+pub async fn create_client(database_url: &str, name: &str) -> Result<(String, String), DbError> {
+    create_client_in(&Db::connect(database_url).await?, name).await
+}
+
+pub(crate) async fn create_client_in(db: &Db, name: &str) -> Result<(String, String), DbError> {
     let id = random_id("cli");
     let secret = secrets::random_secret();
     db.insert_client(&id, name, &secrets::hash_client_secret(&secret))
@@ -297,18 +309,45 @@ pub async fn create_client(db: &Db, name: &str) -> Result<(String, String), db::
     Ok((id, secret))
 }
 
-/// Creates an admin, or sets an existing admin's password (argon2id).
-pub async fn create_admin(db: &Db, email: &str, password: &str) -> Result<(), db::DbError> {
+/// Creates an admin, or sets an existing admin's password (argon2id). `email` as
+/// [`normalize_email`] gives it.
+pub async fn create_admin(database_url: &str, email: &str, password: &str) -> Result<(), DbError> {
+    create_admin_in(&Db::connect(database_url).await?, email, password).await
+}
+
+pub(crate) async fn create_admin_in(db: &Db, email: &str, password: &str) -> Result<(), DbError> {
     let password = password.to_owned();
     let hash = tokio::task::spawn_blocking(move || secrets::hash_now(&password))
         .await
-        .map_err(|_| db::DbError::from(sqlx::Error::WorkerCrashed))?;
+        .map_err(|_| DbError::from(sqlx::Error::WorkerCrashed))?;
     db.upsert_admin(email, &hash).await
 }
 
 /// Adds a new signing key; older keys stay published until their tokens expire.
-pub async fn rotate_keys(db: &Db) -> Result<String, db::DbError> {
+/// Returns its `kid`.
+pub async fn rotate_keys(database_url: &str) -> Result<String, DbError> {
+    let db = Db::connect(database_url).await?;
     let key = signing::generate_key();
     db.rotate_in(&key).await?;
     Ok(key.kid)
+}
+
+/// Hooks for tiergate's own server tests (feature `test-util`): the database handle
+/// and the secret helpers, to set up and inspect what the tests drive over HTTP.
+/// Not a public API.
+#[cfg(feature = "test-util")]
+#[doc(hidden)]
+pub mod test_util {
+    pub use super::db::*;
+    pub use super::secrets::{hash_now, random_id, random_secret};
+
+    /// [`super::create_client`] on an open database.
+    pub async fn create_client(db: &Db, name: &str) -> Result<(String, String), DbError> {
+        super::create_client_in(db, name).await
+    }
+
+    /// [`super::create_admin`] on an open database.
+    pub async fn create_admin(db: &Db, email: &str, password: &str) -> Result<(), DbError> {
+        super::create_admin_in(db, email, password).await
+    }
 }

@@ -106,19 +106,9 @@ impl Signer {
         Ok(state)
     }
 
-    /// Forgets the cached keys (after a rotation in this process).
-    pub fn invalidate(&self) {
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
     /// The published key set.
     pub async fn jwks(&self) -> Result<Value, DbError> {
         Ok(self.state().await?.jwks.clone())
-    }
-
-    /// The active key's id.
-    pub async fn active_kid(&self) -> Result<String, DbError> {
-        Ok(self.state().await?.kid.clone())
     }
 
     /// The token lifetime.

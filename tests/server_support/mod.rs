@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tiergate::server::limits::RateLimits;
-use tiergate::server::{self, Db, ServeOptions, Server};
+use tiergate::server::RateLimits;
+use tiergate::server::test_util::{self as server, Db};
+use tiergate::server::{ServeOptions, Server};
 use tiergate::token::Verifier;
 
 #[derive(Clone, Copy, Debug)]
