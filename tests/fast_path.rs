@@ -246,9 +246,11 @@ fn generated_tokens_get_the_same_answer_on_both_paths() {
         assert_same(shared_verifier(), &token, chrono::Utc::now())
     });
     // Half the payloads have valid registered claims, three of five headers can
-    // verify, and half the tokens are untampered: about an eighth verify.
+    // verify, and half the tokens are untampered: about an eighth would verify, but
+    // many generated payloads repeat `sub`, the claims object or a claim in it, which
+    // is refused (issue 18): 4-6% verify in practice, 80-120 of 2,000 tokens.
     assert!(
-        share >= 0.05,
+        share >= 0.025,
         "only {:.1}% of generated tokens verified",
         share * 100.0
     );

@@ -170,14 +170,20 @@ fn unusable_and_ambiguous_jwks_entries_are_skipped() {
     let kids: Vec<_> = set.keys().iter().map(|k| k.kid().unwrap()).collect();
     assert_eq!(kids, ["good"]);
     assert_eq!(skipped.len(), 4, "{skipped:?}");
-    assert!(KeySet::from_jwks(b"[]").is_err());
+    assert_eq!(
+        KeySet::from_jwks(b"[]").unwrap_err(),
+        tiergate::token::JwksError::NotAnObject
+    );
     // The fuzzer's find: serde reads a struct from an array too, so `[[…]]` was taken
     // for a key set with entries. A key set is an object with a `keys` list.
     let good = ed25519_jwk("ed25519.pub.pem", "good");
     let as_array = json!([[good.clone()]]).to_string();
     assert!(KeySet::from_jwks(as_array.as_bytes()).is_err());
     assert!(KeySet::from_jwks(b"[[2]]").is_err());
-    assert!(KeySet::from_jwks(br#"{"keys": {"a": 1}}"#).is_err());
+    assert_eq!(
+        KeySet::from_jwks(br#"{"keys": {"a": 1}}"#).unwrap_err(),
+        tiergate::token::JwksError::NoKeysList
+    );
     let (set, _) = KeySet::from_jwks(json!({ "keys": [good] }).to_string().as_bytes()).unwrap();
     assert_eq!(set.keys().len(), 1);
 }

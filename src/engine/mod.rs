@@ -33,7 +33,6 @@ pub(crate) mod routes;
 use std::fmt;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use decision::{Decision, LimitUsage, Reason, RuleRef};
@@ -41,9 +40,7 @@ pub(crate) use entitlements::TokenPart;
 pub use entitlements::{Entitlements, PlanSource, Summary, Trial};
 
 pub(crate) use bitset::BitSet;
-use compiled::{Access, Compiled};
-
-use crate::claims::Claims;
+use compiled::Compiled;
 
 /// A numeric limit a plan grants. Ordered: any count is below `Unlimited`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -124,101 +121,5 @@ pub struct Policy(pub(crate) Arc<Compiled>);
 impl fmt::Debug for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
-    }
-}
-
-impl Policy {
-    /// What this caller is entitled to at `now`. Pure: the same claims and time
-    /// always give the same answer. Malformed claims are treated as absent and
-    /// recorded in [`Entitlements::notes`]; this never fails.
-    pub fn entitlements(&self, claims: &Claims, now: DateTime<Utc>) -> Entitlements {
-        Entitlements::new(self.clone(), claims, now.timestamp())
-    }
-
-    /// The content hash of the policy file.
-    pub fn revision(&self) -> Revision {
-        self.0.revision
-    }
-
-    /// The name the policy was loaded under (usually its file path).
-    pub fn name(&self) -> &str {
-        &self.0.name
-    }
-
-    /// Plan names in tier order, lowest first.
-    pub fn plans(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.0.plans.iter().map(|p| &*p.name)
-    }
-
-    /// The plan a caller without a (valid, known) plan claim is on.
-    pub fn default_plan(&self) -> &str {
-        &self.0.plan_def(self.0.default_plan).name
-    }
-
-    /// The plan an active trial lifts a caller to, if the policy has a trial.
-    pub fn trial_plan(&self) -> Option<&str> {
-        self.0.trial_plan.map(|p| &*self.0.plan_def(p).name)
-    }
-
-    /// The description of a plan, if it has one.
-    pub fn plan_description(&self, plan: &str) -> Option<&str> {
-        let id = *self.0.plan_ids.get(plan)?;
-        self.0.plan_def(id).description.as_deref()
-    }
-
-    /// Declared feature names, in declaration order.
-    pub fn features(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.0.features.iter().map(|f| &*f.name)
-    }
-
-    /// The description of a feature, if it has one.
-    pub fn feature_description(&self, feature: &str) -> Option<&str> {
-        let id = *self.0.feature_ids.get(feature)?;
-        self.0.feature_def(id).description.as_deref()
-    }
-
-    /// Declared role names, in declaration order.
-    pub fn roles(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.0.roles.iter().map(|r| &*r.name)
-    }
-
-    /// Names of every limit any plan sets.
-    pub fn limits(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.0.limits.iter().map(|l| &**l)
-    }
-
-    /// The features a plan grants by itself (with inheritance; without roles or trial).
-    pub fn plan_features(&self, plan: &str) -> Option<impl Iterator<Item = &str>> {
-        let id = *self.0.plan_ids.get(plan)?;
-        Some(
-            self.0
-                .plan_def(id)
-                .features
-                .iter()
-                .map(|f| &*self.0.feature_def(f).name),
-        )
-    }
-
-    /// A plan's value for a limit (with inheritance). `None` if the plan or limit is unknown.
-    pub fn plan_limit(&self, plan: &str, limit: &str) -> Option<Limit> {
-        let p = *self.0.plan_ids.get(plan)?;
-        let l = *self.0.limit_ids.get(limit)?;
-        Some(self.0.plan_def(p).limit(l))
-    }
-
-    /// The rule governing `method path`, if one matches.
-    pub fn rule_for(&self, method: &str, path: &str) -> Option<RuleRef<'_>> {
-        self.0
-            .table
-            .lookup(method, path)
-            .map(|id| RuleRef::new(&self.0, id))
-    }
-
-    /// Whether `method path` is marked `public` (needs no token at all).
-    pub fn is_public(&self, method: &str, path: &str) -> bool {
-        self.0
-            .table
-            .lookup(method, path)
-            .is_some_and(|id| matches!(self.0.rule_def(id).access, Access::Public))
     }
 }

@@ -19,6 +19,22 @@ pub struct KeySet {
     keys: Vec<VerifyingKey>,
 }
 
+/// Why a JWKS document could not be read as a key set (a key inside it that cannot
+/// be used is skipped instead, and reported beside the set).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksError {
+    /// Not JSON.
+    #[error("not a JWKS document (expected {{\"keys\": [...]}}): {0}")]
+    NotJson(String),
+    /// JSON, but not an object.
+    #[error("not a JWKS document: expected a JSON object")]
+    NotAnObject,
+    /// An object without a `keys` list.
+    #[error("not a JWKS document: expected an object with a \"keys\" list")]
+    NoKeysList,
+}
+
 /// Why no key may verify a token.
 pub(crate) enum Miss {
     /// Keys exist for this kid (or kid-less), but none is bound to the header's alg;
@@ -38,22 +54,18 @@ impl KeySet {
     /// cannot use are skipped and returned with the reason: symmetric keys, `use: enc`,
     /// unsupported types or curves, and every key whose `kid` appears more than once
     /// (an ambiguous id could let an attacker-chosen key win).
-    pub fn from_jwks(body: &[u8]) -> Result<(KeySet, Vec<String>), String> {
+    pub fn from_jwks(body: &[u8]) -> Result<(KeySet, Vec<String>), JwksError> {
         // An object with a `keys` list (RFC 7517 §5), nothing else: serde would also
         // read a struct from a JSON array, so `[[…]]` passed as a key set until the
         // fuzzer found it.
-        let doc: Value = serde_json::from_slice(body)
-            .map_err(|e| format!("not a JWKS document (expected {{\"keys\": [...]}}): {e}"))?;
+        let doc: Value =
+            serde_json::from_slice(body).map_err(|e| JwksError::NotJson(e.to_string()))?;
         let entries = match doc {
             Value::Object(mut members) => match members.remove("keys") {
                 Some(Value::Array(entries)) => entries,
-                _ => {
-                    return Err(
-                        "not a JWKS document: expected an object with a \"keys\" list".into(),
-                    );
-                }
+                _ => return Err(JwksError::NoKeysList),
             },
-            _ => return Err("not a JWKS document: expected a JSON object".into()),
+            _ => return Err(JwksError::NotAnObject),
         };
         let mut skipped = Vec::new();
         let mut keys: Vec<VerifyingKey> = Vec::new();

@@ -56,7 +56,7 @@ pub use error::{ConfigError, TokenError, TokenErrorKind};
 pub use jsonwebtoken::Algorithm;
 #[cfg(feature = "jwks")]
 pub use jwks::{JwksOptions, JwksStats};
-pub use keys::{KeyError, MIN_HMAC_SECRET_BYTES, VerifyingKey};
-pub use keyset::KeySet;
+pub use keys::{KeyError, MIN_HMAC_SECRET_BYTES, VerifyingKey, algorithms_like};
+pub use keyset::{JwksError, KeySet};
 pub use verified::VerifiedToken;
 pub use verify::{DEFAULT_MAX_TOKEN_BYTES, Verifier};
