@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Prints the median of every criterion benchmark under target/criterion, then the
-README's performance table for benches/engine.rs.
+README's performance table for benches/compare/benches/engine.rs.
 
 Criterion's console line shows the mean; the README's tables use medians. The
 `added/*` rows are the layer's cost measured in pairs (with and without it in the
 same samples, see `paired` in benches/layer.rs), steadier than the difference of two
 separately timed medians on a machine whose speed drifts.
-Usage: cargo bench --bench engine --bench layer && python3 benches/medians.py
+Usage: cargo bench --bench layer
+       (cd benches/compare && CARGO_TARGET_DIR=../../target cargo bench --bench engine)
+       python3 benches/medians.py
 """
 import glob
 import json

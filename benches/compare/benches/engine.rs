@@ -3,7 +3,9 @@
 //! on generated policies of 10 to 10,000 routes and 3 to 300 plans, and the same
 //! decisions made by cedar-policy, whose answers are checked to agree first.
 //!
-//! Run: `cargo bench --bench engine`. Results are summarized in the README.
+//! Run: `cd benches/compare && CARGO_TARGET_DIR=../../target cargo bench --bench engine`
+//! (a crate of its own, so tiergate's tests do not compile two policy engines).
+//! Results are summarized in the README.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
