@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use serde_json::Value;
 use tiergate::Policy;
 
 use crate::Format;
@@ -36,7 +35,7 @@ pub(crate) fn run(files: &[PathBuf], format: Format) -> Result<ExitCode, String>
         }
     }
     if format == Format::Json {
-        print_json(&Value::Array(rows));
+        print_json(&rows);
     } else if failed > 0 {
         println!("{failed} of {} policy files have errors", files.len());
     }
