@@ -35,7 +35,8 @@
 //!
 //! - [`policy`]: loading a policy — parse, validate (located errors), compile.
 //! - [`engine`]: the compiled [`Policy`], [`Entitlements`] and [`Decision`]s.
-//! - [`claims`]: reading `plan`, `role`, `trial_ends`, `seats` tolerantly.
+//! - [`claims`]: reading `plan`, `role`, `trial_ends`, `seats` tolerantly, and [`Notes`]
+//!   on what could not be read; the one payload reader every token goes through.
 //! - [`reload`]: [`PolicyStore`], the active policy swapped on file changes.
 //! - [`token`]: access-token verification (keys, JWKS, the checks `jsonwebtoken` leaves open).
 //! - [`layer`]: [`TierGate`], the tower layer for axum and tonic; [`require_feature`].
@@ -44,7 +45,11 @@
 //! - [`policy_test`]: running `*.test.yaml` cases; [`diff`]: what a change does.
 //!
 //! - `server` (feature `server`): the reference claims-issuing server behind
-//!   `tiergate serve`, with its admin dashboard.
+//!   `tiergate serve`, with its admin dashboard: `ServeOptions` and `Server`, nothing
+//!   of its insides.
+//!
+//! Dependencies point one way, from the server and the CLI down to `claims`; the
+//! module map is in `docs/architecture.md`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
