@@ -465,7 +465,7 @@ impl Db {
             }
         }
         sqlx::query("INSERT INTO users (id, email, claims, created_at, updated_at, claims_version) VALUES ($1, $2, '{}', $3, $3, 0) ON CONFLICT (email) DO NOTHING")
-            .bind(super::random_id("usr"))
+            .bind(super::secrets::random_id("usr"))
             .bind(w.email)
             .bind(now)
             .execute(&mut **tx)
@@ -514,7 +514,7 @@ impl Db {
         }
         if claims_changed {
             sqlx::query("INSERT INTO audit (id, user_id, actor, before_claims, after_claims, at) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(super::random_id("aud"))
+                .bind(super::secrets::random_id("aud"))
                 .bind(&user.id)
                 .bind(w.actor)
                 .bind(Value::Object(before.claims).to_string())
@@ -538,7 +538,7 @@ impl Db {
     /// Creates a user with no claims; `None` when the email is taken.
     pub async fn create_user(&self, email: &str) -> Result<Option<UserRow>, DbError> {
         let now = now_ms();
-        let id = super::random_id("usr");
+        let id = super::secrets::random_id("usr");
         let created = sqlx::query("INSERT INTO users (id, email, claims, created_at, updated_at, claims_version) VALUES ($1, $2, '{}', $3, $3, 0) ON CONFLICT (email) DO NOTHING")
             .bind(&id)
             .bind(email)
@@ -720,7 +720,7 @@ impl Db {
         sqlx::query(
             "INSERT INTO admins (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash",
         )
-        .bind(super::random_id("adm"))
+        .bind(super::secrets::random_id("adm"))
         .bind(email)
         .bind(password_hash)
         .bind(now_ms())

@@ -46,8 +46,15 @@ pub struct VerifierBuilder {
     cache: Option<CacheOptions>,
 }
 
+impl Verifier {
+    /// Starts a configuration: at least one key source, an issuer and an audience.
+    pub fn builder() -> VerifierBuilder {
+        VerifierBuilder::new()
+    }
+}
+
 impl VerifierBuilder {
-    pub(super) fn new() -> VerifierBuilder {
+    fn new() -> VerifierBuilder {
         VerifierBuilder {
             keys: Vec::new(),
             error: None,

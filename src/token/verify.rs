@@ -6,7 +6,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::builder::VerifierBuilder;
 use super::cache::TokenCache;
 use super::error::{TokenError, TokenErrorKind as Kind};
 use super::keyset::{KeySet, Miss};
@@ -78,11 +77,6 @@ impl fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    /// Starts a configuration: at least one key source, an issuer and an audience.
-    pub fn builder() -> VerifierBuilder {
-        VerifierBuilder::new()
-    }
-
     /// Verifies with the keys at hand. With a JWKS source, a token whose `kid` is not
     /// yet known fails with [`Kind::UnknownKey`]; [`verify_fetching`](Self::verify_fetching)
     /// refetches the key set first (what the layer does).
