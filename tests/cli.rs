@@ -24,6 +24,20 @@ fn tiergate(args: &[&str]) -> (i32, String) {
     )
 }
 
+/// Runs `tiergate ARGS` in the crate root; returns (exit code, stdout, stderr).
+fn tiergate_full(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tiergate"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn expect(name: &str, actual: &str) {
     let path = root().join("tests/cli").join(format!("{name}.expected"));
     if std::env::var_os("UPDATE_EXPECTED").is_some() {
@@ -529,16 +543,7 @@ fn explain_reads_the_claims_from_a_verified_token() {
         ];
         args.extend_from_slice(extra);
         args.extend(["GET", "/api/sso/config"]);
-        let out = Command::new(env!("CARGO_BIN_EXE_tiergate"))
-            .args(&args)
-            .current_dir(root())
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        tiergate_full(&args)
     };
     let (code, out, _) = explain(
         token,
@@ -618,15 +623,8 @@ fn explain_refuses_a_token_the_layer_would_refuse() {
         args.extend(["--secret", secret]);
         args.extend_from_slice(extra);
         args.extend(["GET", "/api/dashboard"]);
-        let out = Command::new(env!("CARGO_BIN_EXE_tiergate"))
-            .args(&args)
-            .current_dir(root())
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let (code, _, err) = tiergate_full(&args);
+        (code, err)
     };
     let claims = serde_json::json!({ "plan": "pro" });
     let later = sign(serde_json::json!({ "nbf": now + 3600, "exp": now + 7200, "claims": claims }));

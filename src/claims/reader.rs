@@ -297,16 +297,18 @@ impl<'de> de::Deserialize<'de> for Member<'de> {
     }
 }
 
-/// A member name, borrowed from the payload when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
+/// A JSON string, borrowed from the input when it has no escapes (serde borrows a
+/// bare `Cow<str>` field, but copies one inside an `Option`, and always copies a
+/// map key). Member names here; the token header's `kid` and `typ` too.
+pub(crate) struct Key<'a>(pub(crate) Cow<'a, str>);
 
-impl<'de> de::Deserialize<'de> for Key<'de> {
+impl<'de: 'a, 'a> de::Deserialize<'de> for Key<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = Key<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a member name")
+                f.write_str("a string")
             }
             fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
                 Ok(Key(Cow::Borrowed(v)))

@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use super::b64;
 use super::error::{TokenError, TokenErrorKind as Kind};
+use crate::claims::reader::Key as Text;
 
 /// Decoded header bytes kept on the stack.
 const HEADER_ON_STACK: usize = 256;
@@ -66,32 +67,6 @@ struct Header<'a> {
     typ: Option<Text<'a>>,
     #[serde(default)]
     crit: Option<serde::de::IgnoredAny>,
-}
-
-/// A JSON string, borrowed from the input when it has no escapes. (serde borrows
-/// a bare `Cow<str>` field, but copies one inside an `Option`.)
-struct Text<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
 }
 
 /// A header segment and what was read from it.
