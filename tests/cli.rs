@@ -13,15 +13,8 @@ fn root() -> PathBuf {
 
 /// Runs `tiergate ARGS` in the crate root; returns (exit code, stdout).
 fn tiergate(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tiergate"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-    )
+    let (code, out, _) = tiergate_full(args);
+    (code.unwrap_or(-1), out)
 }
 
 /// Runs `tiergate ARGS` in the crate root; returns (exit code, stdout, stderr).
@@ -295,23 +288,19 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         "/x",
     ]);
     assert_eq!(code, 2);
-    let out = Command::new(env!("CARGO_BIN_EXE_tiergate"))
-        .args([
-            "explain",
-            "--policy",
-            "policies/saas.yaml",
-            "--claims",
-            "{}",
-            "--now",
-            "tomorrow",
-            "GET",
-            "/x",
-        ])
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not an RFC 3339 time"));
+    let (code, _, err) = tiergate_full(&[
+        "explain",
+        "--policy",
+        "policies/saas.yaml",
+        "--claims",
+        "{}",
+        "--now",
+        "tomorrow",
+        "GET",
+        "/x",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not an RFC 3339 time"));
     let (code, out) = tiergate(&[
         "explain",
         "--policy",
@@ -469,15 +458,8 @@ fn token_signs_with_pem_keys_and_picks_the_algorithm() {
 #[test]
 fn token_refuses_short_secrets_and_bad_input() {
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_tiergate"))
-            .args(args)
-            .current_dir(root())
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let (code, _, err) = tiergate_full(args);
+        (code, err)
     };
     let (code, err) = run(&["token", "--claims", "{}", "--secret", "short"]);
     assert_eq!(code, Some(2));

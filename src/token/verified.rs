@@ -47,7 +47,8 @@ pub(crate) const INLINE_PAYLOAD: usize = 384;
 pub(crate) type RawPayload = SmallVec<[u8; INLINE_PAYLOAD]>;
 
 pub(super) struct TokenInner {
-    /// The whole payload, parsed when first asked for (the fast path never needs it).
+    /// The whole payload, parsed when first asked for (verification reads only what it
+    /// checks and the claims, so most requests never need it).
     payload: OnceLock<Map<String, Value>>,
     /// The decoded payload JSON, kept for that.
     pub(super) raw_payload: RawPayload,

@@ -304,8 +304,8 @@ impl Verifier {
         })
     }
 
-    /// `exp`, `nbf`, `iat`, `iss`, `aud`: the same checks, in the same order, for
-    /// both paths. Returns `exp`.
+    /// `exp`, `nbf`, `iat`, `iss`, `aud`, in this order, whichever way the signature
+    /// was checked. Returns the time claims.
     fn check_registered(&self, reg: &Registered<'_>, now: i64) -> Result<Times, TokenError> {
         let leeway = self.0.leeway;
         let Some(exp) = numeric_date(reg.exp, "exp")? else {
