@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::claims_form::{self, Fields};
-use super::dashboard_api::{self, ListQuery, preview_time};
 use super::dashboard_layout::{layout, login_form, style, trial_text, urlencode};
+use super::dashboard_ops::{self as ops, Created, ListQuery, preview_time};
 use super::db::UserRow;
 use super::problem::ApiError;
 use super::state::{AppState, ClientAddr, Shared, query_error};
@@ -37,7 +37,7 @@ pub fn router() -> Router<Shared> {
 
 /// The admin, or a redirect to the sign-in page.
 async fn signed_in(s: &AppState, method: &Method, headers: &HeaderMap) -> Result<String, Response> {
-    match dashboard_api::admin(s, method, headers).await {
+    match ops::admin(s, method, headers).await {
         Ok(a) => Ok(a),
         Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
             Err(Redirect::to("/dashboard/login").into_response())
@@ -64,7 +64,7 @@ async fn login(
     Form(f): Form<LoginForm>,
 ) -> Result<Response, ApiError> {
     super::session::same_site(&method, &headers)?;
-    match dashboard_api::sign_in(&s, addr, &f.email, &f.password).await {
+    match ops::sign_in(&s, addr, &f.email, &f.password).await {
         Ok(email) => {
             let cookie = s.sessions.sign_in(&s.db, &headers, &email).await?;
             let mut res = Redirect::to("/dashboard/users").into_response();
@@ -126,7 +126,7 @@ async fn users(
         Ok(Query(q)) => q,
         Err(e) => return query_error(&e).into_response(),
     };
-    let page = match dashboard_api::page(&s, &q).await {
+    let page = match ops::page(&s, &q).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -187,30 +187,11 @@ async fn create_user(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let email = match super::input::email(&f.email) {
-        Ok(e) => e,
-        Err(e) => return e.into_response(),
-    };
-    let result = match s.db.user_by_email(&email).await {
-        Ok(Some(u)) => Ok(u),
-        Ok(None) => {
-            tracing::info!(target: "tiergate::server", admin, email, "user created");
-            match s.db.create_user(&email).await {
-                Ok(Some(u)) => Ok(u),
-                // Created by someone else a moment ago: open theirs.
-                Ok(None) => {
-                    s.db.user_by_email(&email)
-                        .await
-                        .and_then(|u| u.ok_or_else(|| sqlx::Error::RowNotFound.into()))
-                }
-                Err(e) => Err(e),
-            }
+    match ops::create_user(&s, &admin, &f.email).await {
+        Ok(Created::New(u) | Created::Existing(u)) => {
+            Redirect::to(&format!("/dashboard/users/{}", u.id)).into_response()
         }
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(u) => Redirect::to(&format!("/dashboard/users/{}", u.id)).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -391,14 +372,13 @@ async fn user_page(
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    let user = match s.db.user_by_id(&id).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return (StatusCode::NOT_FOUND, "no such user").into_response(),
-        Err(e) => return ApiError::from(e).into_response(),
+    let user = match ops::user(&s, &id).await {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
     };
-    let audit = match s.db.audit(&user.id).await {
+    let audit = match ops::audit(&s, &user).await {
         Ok(a) => a,
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => return e.into_response(),
     };
     let fields = Fields::of(&user.claims);
     let view = UserView {
@@ -426,17 +406,16 @@ async fn save_user(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let user = match s.db.user_by_id(&id).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return (StatusCode::NOT_FOUND, "no such user").into_response(),
-        Err(e) => return ApiError::from(e).into_response(),
+    let user = match ops::user(&s, &id).await {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
     };
     let fields = Fields::from_form(&form);
     // Relative to the claims the page showed: a change stored since then by someone
     // else is kept unless this form edited the same field.
     let base = claims_form::base_from_form(&form).unwrap_or_else(|| user.claims.clone());
     let result = match claims_form::change(&base, &fields) {
-        Ok(change) => dashboard_api::change_claims(&s, &admin, &id, &change).await,
+        Ok(change) => ops::change_claims(&s, &admin, &id, &change).await,
         Err(e) => Err(ApiError::field(e.field, e.message)),
     };
     match result {
@@ -455,7 +434,7 @@ async fn save_user(
                     .to_owned()
             };
             let (field, message) = (text("field"), text("detail"));
-            let audit = s.db.audit(&user.id).await.unwrap_or_default();
+            let audit = ops::audit(&s, &user).await.unwrap_or_default();
             let view = UserView {
                 admin: &admin,
                 user: &user,

@@ -121,7 +121,8 @@ pub fn email(raw: &str) -> Result<String, ApiError> {
     email_as("email", raw)
 }
 
-/// [`email`] for callers outside HTTP (the CLI): the sentence on failure.
+/// An email address as the server stores it (trimmed, lower-cased, checked), for
+/// callers outside HTTP such as the CLI: the sentence on failure.
 pub fn normalize_email(raw: &str) -> Result<String, String> {
     email(raw).map_err(|e| {
         e.body()

@@ -19,11 +19,13 @@
 
 // The server's rooms are its own: users configure it through `ServeOptions` and
 // run it through `Server`; nothing else of it is public (see `test_util`).
+mod access_token;
 mod api;
 mod claims_form;
 mod client_addr;
 mod dashboard_api;
 mod dashboard_layout;
+mod dashboard_ops;
 mod dashboard_pages;
 mod db;
 mod demo;
@@ -74,7 +76,7 @@ pub struct ServeOptions {
     pub token_ttl: Duration,
     /// Also serve the gated demo app here.
     pub demo_addr: Option<SocketAddr>,
-    /// Sign-in and failed-authentication budgets (see [`limits`]).
+    /// Sign-in and failed-authentication budgets (see [`RateLimits`]).
     pub rate_limits: limits::RateLimits,
     /// Peers whose `X-Forwarded-For` / `Forwarded` headers name the client (a load
     /// balancer in front); from anyone else those headers are ignored.
