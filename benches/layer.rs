@@ -60,19 +60,20 @@ fn cases() -> Vec<Case> {
         mk(
             Algorithm::HS256,
             EncodingKey::from_secret(SECRET),
-            VerifyingKey::hmac(Algorithm::HS256, SECRET).unwrap(),
+            VerifyingKey::hmac(tiergate::token::Algorithm::HS256, SECRET).unwrap(),
             DecodingKey::from_secret(SECRET),
         ),
         mk(
             Algorithm::EdDSA,
             EncodingKey::from_ed_pem(&key("ed25519.pem")).unwrap(),
-            VerifyingKey::from_pem(Algorithm::EdDSA, key("ed25519.pub.pem")).unwrap(),
+            VerifyingKey::from_pem(tiergate::token::Algorithm::EdDSA, key("ed25519.pub.pem"))
+                .unwrap(),
             DecodingKey::from_ed_pem(&key("ed25519.pub.pem")).unwrap(),
         ),
         mk(
             Algorithm::RS256,
             EncodingKey::from_rsa_pem(&key("rsa.pem")).unwrap(),
-            VerifyingKey::from_pem(Algorithm::RS256, key("rsa.pub.pem")).unwrap(),
+            VerifyingKey::from_pem(tiergate::token::Algorithm::RS256, key("rsa.pub.pem")).unwrap(),
             DecodingKey::from_rsa_pem(&key("rsa.pub.pem")).unwrap(),
         ),
     ]

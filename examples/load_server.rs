@@ -39,12 +39,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "plain" | "hs256" | "hs256-nocache" => (
             Algorithm::HS256,
             EncodingKey::from_secret(SECRET),
-            Verifier::builder().hmac_secret(Algorithm::HS256, SECRET),
+            Verifier::builder().hmac_secret(tiergate::token::Algorithm::HS256, SECRET),
         ),
         "eddsa" | "eddsa-nocache" => (
             Algorithm::EdDSA,
             EncodingKey::from_ed_pem(&key("ed25519.pem"))?,
-            Verifier::builder().public_key_pem(Algorithm::EdDSA, key("ed25519.pub.pem")),
+            Verifier::builder()
+                .public_key_pem(tiergate::token::Algorithm::EdDSA, key("ed25519.pub.pem")),
         ),
         other => return Err(format!("unknown mode {other}").into()),
     };

@@ -104,8 +104,9 @@ pub fn signed_payload(data: &[u8]) {
         URL_SAFE_NO_PAD.encode(data)
     );
     let key = jsonwebtoken::EncodingKey::from_secret(SECRET);
-    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256)
-        .expect("HMAC signs anything");
+    let signature =
+        jsonwebtoken::crypto::sign(message.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)
+            .expect("HMAC signs anything");
     same_on_both_paths(&format!("{message}.{signature}"));
 }
 

@@ -98,7 +98,7 @@ fn gate(cache: Option<tiergate::token::CacheOptions>) -> tiergate::TierGate {
         .policy(Policy::from_yaml(tiergate::EXAMPLE_POLICY).unwrap())
         .verifier(
             tiergate::token::Verifier::builder()
-                .hmac_secret(jsonwebtoken::Algorithm::HS256, support::SECRET)
+                .hmac_secret(tiergate::token::Algorithm::HS256, support::SECRET)
                 .issuer(support::ISSUER)
                 .audience(support::AUDIENCE)
                 .token_cache(cache)

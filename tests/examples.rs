@@ -13,9 +13,10 @@ mod feature_flags;
 #[path = "../examples/tonic_app.rs"]
 mod tonic_app;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 use support::{client, serve};
+use tiergate::token::Algorithm;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -30,7 +31,7 @@ fn token(claims: Value) -> String {
         "iat": now, "exp": now + 300, "claims": claims,
     });
     jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
+        &Header::new(jsonwebtoken::Algorithm::HS256),
         &payload,
         &EncodingKey::from_secret(SECRET.as_bytes()),
     )

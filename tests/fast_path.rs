@@ -13,10 +13,10 @@ mod checks;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Algorithm;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use support::*;
+use tiergate::token::Algorithm;
 use tiergate::token::{Verifier, VerifyingKey};
 
 /// One verifier for all generated cases, so its header memo fills with the headers
@@ -90,7 +90,7 @@ fn sign_message(message: String, key: &[u8]) -> String {
     let sig = jsonwebtoken::crypto::sign(
         message.as_bytes(),
         &jsonwebtoken::EncodingKey::from_secret(key),
-        Algorithm::HS256,
+        jsonwebtoken::Algorithm::HS256,
     )
     .unwrap();
     format!("{message}.{sig}")

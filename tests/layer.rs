@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 use support::*;
+use tiergate::token::Algorithm;
 use tiergate::token::{VerifiedToken, Verifier, VerifyingKey};
 use tiergate::{Entitlements, Policy, PolicyStore, TierGate, require_feature};
 
@@ -138,7 +138,7 @@ async fn every_attack_is_a_401_with_its_reason() {
         (
             "an algorithm that is not the key's",
             {
-                let mut h = jsonwebtoken::Header::new(Algorithm::ES256);
+                let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
                 h.kid = Some("ed25519-EdDSA".into());
                 jsonwebtoken::encode(&h, &p(&|_| {}), &encoding_key(Algorithm::ES256, "p256"))
                     .unwrap()
@@ -515,7 +515,7 @@ async fn a_required_typ_refuses_other_types() {
     let plain = hs256(json!({}));
     let (status, _, body) = problem(get_with(&base, "/api/me", &plain).await).await;
     assert_eq!((status, body["reason"].as_str()), (401, Some("wrong_type")));
-    let mut h = jsonwebtoken::Header::new(Algorithm::HS256);
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     h.kid = Some(kid(Algorithm::HS256, "hmac"));
     h.typ = Some("at+jwt".into());
     let typed = jsonwebtoken::encode(

@@ -5,9 +5,9 @@
 mod support;
 
 use chrono::{DateTime, TimeZone, Utc};
-use jsonwebtoken::Algorithm;
 use serde_json::json;
 use support::*;
+use tiergate::token::Algorithm;
 use tiergate::token::{CacheOptions, TokenErrorKind, Verifier};
 
 fn cached_verifier(options: CacheOptions) -> Verifier {

@@ -54,9 +54,12 @@ pub(crate) fn run(args: TokenArgs) -> Result<ExitCode, String> {
         .alg
         .as_deref()
         .map(|a| {
-            a.to_ascii_uppercase().parse().map_err(|_| {
-                format!("--alg {a:?} is not a JWS algorithm (HS256, RS256, ES256, EdDSA, …)")
-            })
+            Algorithm::ALL
+                .into_iter()
+                .find(|known| known.name().eq_ignore_ascii_case(a))
+                .ok_or_else(|| {
+                    format!("--alg {a:?} is not a JWS algorithm (HS256, RS256, ES256, EdDSA, …)")
+                })
         })
         .transpose()?;
     let (key, candidates): (EncodingKey, Vec<Algorithm>) = match (
@@ -102,7 +105,12 @@ pub(crate) fn run(args: TokenArgs) -> Result<ExitCode, String> {
         Some(a) if candidates.contains(&a) => vec![a],
         Some(a) => {
             return Err(format!(
-                "--alg {a:?} does not fit this key (use one of {candidates:?})"
+                "--alg {a} does not fit this key (use one of {})",
+                candidates
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         None => candidates,
@@ -121,7 +129,12 @@ pub(crate) fn run(args: TokenArgs) -> Result<ExitCode, String> {
     // An EC key's curve decides between ES256 and ES384: the first that signs is it.
     let mut last_error = String::new();
     for alg in candidates {
-        let mut header = Header::new(alg);
+        // The JWT library's own name for it, through the name both share.
+        let Ok(theirs) = alg.name().parse::<jsonwebtoken::Algorithm>() else {
+            last_error = format!("{alg} is not one the signing library knows");
+            continue;
+        };
+        let mut header = Header::new(theirs);
         header.typ = Some("at+jwt".into());
         header.kid = Some(args.kid.clone());
         match jsonwebtoken::encode(&header, &payload, &key) {

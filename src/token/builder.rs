@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::Algorithm;
+use super::algorithm::Algorithm;
 
 use super::cache::{CacheOptions, TokenCache};
 use super::error::ConfigError;

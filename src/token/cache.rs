@@ -246,7 +246,7 @@ mod tests {
     fn verified(exp: i64) -> (String, VerifiedToken) {
         let payload = serde_json::json!({ "iss": "i", "aud": "a", "exp": exp, "claims": {} });
         let token = jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
             &payload,
             &jsonwebtoken::EncodingKey::from_secret(SECRET),
         )

@@ -9,8 +9,8 @@
 //! time. Checked against RFC 4231's vectors and, for random keys and messages,
 //! against aws-lc.
 
+use super::algorithm::Algorithm;
 use hmac::{Hmac, Mac};
-use jsonwebtoken::Algorithm;
 use sha2::{Sha256, Sha384, Sha512};
 
 /// A secret's precomputed HMAC state for one of `HS256`, `HS384`, `HS512`.

@@ -9,7 +9,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use jsonwebtoken::{AlgorithmFamily, DecodingKey};
+
+use super::algorithm::Algorithm;
 
 use super::hmac_key::HmacKey;
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use jsonwebtoken::Algorithm;
+use super::algorithm::Algorithm;
 use jsonwebtoken::jwk::Jwk;
 use serde_json::Value;
 

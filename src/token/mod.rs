@@ -36,6 +36,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod algorithm;
 mod b64;
 mod builder;
 mod cache;
@@ -50,10 +51,10 @@ mod signature;
 mod verified;
 mod verify;
 
+pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use builder::VerifierBuilder;
 pub use cache::CacheOptions;
 pub use error::{ConfigError, TokenError, TokenErrorKind};
-pub use jsonwebtoken::Algorithm;
 #[cfg(feature = "jwks")]
 pub use jwks::{JwksOptions, JwksStats};
 pub use keys::{KeyError, MIN_HMAC_SECRET_BYTES, VerifyingKey, algorithms_like};

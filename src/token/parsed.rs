@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arc_swap::{ArcSwapOption, Guard};
 
-use jsonwebtoken::Algorithm;
+use super::algorithm::Algorithm;
 use serde::Deserialize;
 
 use super::b64;

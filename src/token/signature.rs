@@ -46,8 +46,13 @@ pub(crate) fn check<'t>(
                 .and_then(|n| sig.get(..n))
                 .is_some_and(|s| hmac.verify(p.message.as_bytes(), s))
         }
-        _ => jsonwebtoken::crypto::verify(p.signature, p.message.as_bytes(), &key.key, key.alg)
-            .unwrap_or(false),
+        _ => jsonwebtoken::crypto::verify(
+            p.signature,
+            p.message.as_bytes(),
+            &key.key,
+            key.alg.to_jsonwebtoken(),
+        )
+        .unwrap_or(false),
     };
     ok.then_some(SignedPayload { segment: p.payload })
 }

@@ -23,8 +23,8 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+use super::algorithm::Algorithm;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use smallvec::SmallVec;
 use smol_str::SmolStr;

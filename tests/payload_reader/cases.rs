@@ -97,7 +97,9 @@ fn sign(payload: &str) -> String {
         URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#),
         URL_SAFE_NO_PAD.encode(payload)
     );
-    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).unwrap();
+    let signature =
+        jsonwebtoken::crypto::sign(message.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)
+            .unwrap();
     format!("{message}.{signature}")
 }
 

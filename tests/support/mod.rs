@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
+use tiergate::token::Algorithm;
 
 pub const ISSUER: &str = "https://auth.test";
 pub const AUDIENCE: &str = "tiergate-test";
@@ -36,6 +37,11 @@ pub const ALGORITHMS: [(Algorithm, &str); 12] = [
     (Algorithm::ES384, "p384"),
     (Algorithm::EdDSA, "ed25519"),
 ];
+
+/// The signing library's name for a tiergate algorithm (the two share names).
+pub fn jwt(alg: Algorithm) -> jsonwebtoken::Algorithm {
+    alg.name().parse().unwrap()
+}
 
 pub fn encoding_key(alg: Algorithm, name: &str) -> EncodingKey {
     if name == "hmac" {
@@ -67,7 +73,7 @@ pub fn payload(claims: Value) -> Value {
 }
 
 pub fn sign(alg: Algorithm, name: &str, payload: &Value) -> String {
-    let mut header = Header::new(alg);
+    let mut header = Header::new(jwt(alg));
     header.kid = Some(kid(alg, name));
     jsonwebtoken::encode(&header, payload, &encoding_key(alg, name)).unwrap()
 }
@@ -86,7 +92,7 @@ pub fn forge(header: &Value, payload: &Value, key: &[u8]) -> String {
     let sig = jsonwebtoken::crypto::sign(
         msg.as_bytes(),
         &EncodingKey::from_secret(key),
-        Algorithm::HS256,
+        jsonwebtoken::Algorithm::HS256,
     )
     .unwrap();
     format!("{msg}.{sig}")
@@ -119,7 +125,7 @@ pub fn ed25519_jwk(pub_pem_file: &str, kid: &str) -> Value {
 }
 
 pub fn sign_ed25519(private_pem_file: &str, kid: &str, payload: &Value) -> String {
-    let mut header = Header::new(Algorithm::EdDSA);
+    let mut header = Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = Some(kid.to_owned());
     let key = EncodingKey::from_ed_pem(&key_file(private_pem_file)).unwrap();
     jsonwebtoken::encode(&header, payload, &key).unwrap()
