@@ -32,9 +32,11 @@ use std::fmt;
 use serde::Deserialize as _;
 use serde::de::DeserializeSeed as _;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::{ClaimMember, ClaimMembers, Claims, ClaimsLocation, MemberValue, Took};
+use super::location::ClaimsLocation;
+use super::members::{ClaimMember, ClaimMembers, MemberValue, Took};
+use super::model::Claims;
 
 /// Whether serde_json was built with `arbitrary_precision` (one crate in a binary
 /// turning it on turns it on for all). Numbers then reach a visitor as a one-member
@@ -642,6 +644,31 @@ impl<'de> Visitor<'de> for ClaimsInto<'_, '_> {
     }
     fn visit_unit<E>(self) -> Result<(), E> {
         Ok(())
+    }
+}
+
+impl Claims {
+    /// Reads the claims from a token payload at `location` (empty claims when the
+    /// payload is not an object). The verifier reads token payloads with the same
+    /// reader (this module), so both give the same claims.
+    pub fn from_payload(payload: &Value, location: &ClaimsLocation) -> Claims {
+        read_parsed(payload, location)
+    }
+
+    /// [`from_payload`](Self::from_payload) for a payload already known to be an object.
+    pub fn from_payload_map(payload: &Map<String, Value>, location: &ClaimsLocation) -> Claims {
+        read_parsed(map_members(payload), location)
+    }
+
+    /// Reads the claims from the claims object itself: `{"plan": "pro", "seats": 5, ...}`.
+    /// Anything that is not an object gives empty claims.
+    pub fn from_object(object: &Value) -> Claims {
+        read_parsed_claims(object)
+    }
+
+    /// Reads the claims from the members of the claims object.
+    pub fn from_map(map: &Map<String, Value>) -> Claims {
+        read_parsed_claims(map_members(map))
     }
 }
 

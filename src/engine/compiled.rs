@@ -4,10 +4,13 @@
 //! Every lookup a request needs is an index into a `Vec` or one hash of a short name.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
 
 use super::bitset::BitSet;
+use super::limit::Limit;
+use super::revision::Revision;
 use super::routes::RouteTable;
-use crate::engine::{Limit, Revision};
 
 pub(crate) type PlanId = u32;
 pub(crate) type FeatureId = u32;
@@ -152,5 +155,17 @@ impl Compiled {
 impl PlanDef {
     pub(crate) fn limit(&self, id: LimitId) -> Limit {
         self.limits[id as usize]
+    }
+}
+
+/// A compiled tier policy. Cheap to clone (one reference count); immutable.
+///
+/// Load one with [`Policy::from_yaml`] or [`Policy::from_file`].
+#[derive(Clone)]
+pub struct Policy(pub(crate) Arc<Compiled>);
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }

@@ -23,7 +23,8 @@ use serde::Serialize;
 use serde::ser::SerializeStruct;
 
 use super::compiled::{Compiled, FeatureId, LimitId, PlanId, RoleId, RuleId};
-use super::{Limit, Revision};
+use super::limit::Limit;
+use super::revision::Revision;
 use crate::claims::Notes;
 
 /// A stable, snake_case reason code for a decision. Codes are part of the API:

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::Policy;
 use super::bitset::RoleSet;
+use super::compiled::Policy;
 use super::compiled::{Access, Compiled, Cond, PlanId, TrialPhase};
 use super::decision::{Decision, LimitUsage, Reason};
 use super::eval::Subject;
-use super::{Limit, Revision};
+use super::limit::Limit;
+use super::revision::Revision;
 use crate::claims::Notes;
 use crate::claims::{Claim, Claims};
 

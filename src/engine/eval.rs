@@ -1,10 +1,10 @@
 //! Evaluating a condition for one caller, explaining a failure, and finding the
 //! plan that would fix it. Pure functions over [`Compiled`]; no allocation.
 
-use super::Limit;
 use super::bitset::RoleSet;
 use super::compiled::{Compiled, Cond, FeatureId, LimitId, PlanId, RoleId, TrialPhase};
 use super::decision::Reason;
+use super::limit::Limit;
 
 /// The per-request facts conditions are evaluated against.
 #[derive(Clone, Copy)]

@@ -9,7 +9,7 @@ use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, Method, Response};
 use http_body_util::Full;
 
-use super::GateInner;
+use super::gate::GateInner;
 use super::response::{self, Protocol};
 use crate::engine::TokenPart;
 use crate::token::{TokenError, TokenErrorKind as Kind, VerifiedToken};

@@ -23,8 +23,8 @@ use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::Caller;
 use super::body::DenialBody;
+use super::caller::Caller;
 use super::response::{self, Protocol};
 use super::service::ResponseFuture;
 
@@ -78,7 +78,7 @@ where
             .get::<Caller>()
             .and_then(Caller::entitlements)
         else {
-            let res = super::missing_entitlements(req.extensions(), req.headers());
+            let res = super::response::missing_entitlements(req.extensions(), req.headers());
             return ResponseFuture::denied(res);
         };
         let d = ent.check(&self.feature);

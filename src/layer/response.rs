@@ -200,6 +200,26 @@ fn quoted(s: &str) -> String {
         .collect()
 }
 
+/// What extractors and guards answer when a request has no Entitlements.
+pub(crate) fn missing_entitlements(
+    extensions: &http::Extensions,
+    headers: &http::HeaderMap,
+) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    let protocol = Protocol::of(headers);
+    // An anonymous Caller passed a public route: 401 (sign in), not 500 (no layer).
+    if extensions.get::<super::caller::Caller>().is_some() {
+        let err = crate::token::TokenError::new(
+            crate::token::TokenErrorKind::MissingToken,
+            "this needs a signed-in caller; send `Authorization: Bearer <token>`",
+        );
+        return unauthorized(&err, protocol);
+    }
+    misconfigured(
+        "no Entitlements on this request: the route is not behind tiergate's layer (add .layer(gate.layer()) to the router that serves it)",
+        protocol,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

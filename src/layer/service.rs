@@ -8,13 +8,36 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
+use tower_layer::Layer;
 use tower_service::Service;
 
 use super::admission::{Admission, Admitted};
 use super::body::DenialBody;
-use super::{Caller, TierGate};
+use super::caller::Caller;
+use super::gate::TierGate;
 
-/// The service a [`super::TierGateLayer`] wraps around an inner service.
+impl TierGate {
+    /// The tower layer: `.layer(gate.layer())` on an axum `Router` or a tonic `Server`.
+    pub fn layer(&self) -> TierGateLayer {
+        TierGateLayer { gate: self.clone() }
+    }
+}
+
+/// The tower [`Layer`] of a [`TierGate`].
+#[derive(Clone, Debug)]
+pub struct TierGateLayer {
+    gate: TierGate,
+}
+
+impl<S> Layer<S> for TierGateLayer {
+    type Service = TierGateService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TierGateService::new(self.gate.clone(), inner)
+    }
+}
+
+/// The service a [`TierGateLayer`] wraps around an inner service.
 #[derive(Clone, Debug)]
 pub struct TierGateService<S> {
     gate: TierGate,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 
-use super::PolicyStore;
+use super::store::PolicyStore;
 
 /// How the store follows its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

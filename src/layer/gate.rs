@@ -1,0 +1,229 @@
+//! The gate: the policy store, the verifier and the options, and the builder
+//! that puts them together. The tower parts are in `service`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::reload::{PolicyStore, WatchHandle, WatchOptions};
+use crate::token::{ConfigError, VerifiedToken, Verifier};
+use crate::{Entitlements, Policy, PolicyError};
+
+/// The clock the gate reads: "now" for `exp`/`nbf`/`iat` and for trials.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// A configured gate: the policy store, the verifier and the options. Cheap to
+/// clone; [`layer`](Self::layer) wraps a router or server with it.
+#[derive(Clone)]
+pub struct TierGate(pub(super) Arc<GateInner>);
+
+pub(crate) struct GateInner {
+    pub(crate) store: PolicyStore,
+    pub(crate) verifier: Verifier,
+    pub(crate) enforce: bool,
+    pub(crate) cookie: Option<String>,
+    /// `None`: the system clock.
+    pub(crate) clock: Option<Clock>,
+    _watch: Option<WatchHandle>,
+}
+
+impl GateInner {
+    /// "Now" in unix seconds, all a decision needs: the system clock is read without
+    /// a detour through a calendar date (see [`clock`]).
+    pub(crate) fn now_secs(&self) -> i64 {
+        match &self.clock {
+            Some(clock) => clock().timestamp(),
+            None => super::clock::unix_secs(),
+        }
+    }
+}
+
+impl fmt::Debug for TierGate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TierGate")
+            .field("store", &self.0.store)
+            .field("verifier", &self.0.verifier)
+            .field("enforce", &self.0.enforce)
+            .field("cookie", &self.0.cookie)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TierGate {
+    /// Starts a configuration: a policy and a verifier are required.
+    pub fn builder() -> TierGateBuilder {
+        TierGateBuilder {
+            policy: None,
+            verifier: None,
+            enforce: true,
+            cookie: None,
+            clock: None,
+            watch: Some(WatchOptions::default()),
+        }
+    }
+
+    /// The policy store, for status pages (`store().status()`) and manual reloads.
+    pub fn store(&self) -> &PolicyStore {
+        &self.0.store
+    }
+
+    /// The token verifier.
+    pub fn verifier(&self) -> &Verifier {
+        &self.0.verifier
+    }
+
+    /// The time the gate uses for decisions: the injected clock, or the system
+    /// clock. (The layer itself reads the system clock in whole seconds, from the
+    /// kernel's coarse clock, which can be a few milliseconds behind this one.)
+    pub fn now(&self) -> DateTime<Utc> {
+        match &self.0.clock {
+            Some(clock) => clock(),
+            None => Utc::now(),
+        }
+    }
+}
+
+/// Where the policy comes from.
+enum PolicySource {
+    File(PathBuf),
+    Fixed(Policy),
+    Store(PolicyStore),
+}
+
+/// Builds a [`TierGate`].
+pub struct TierGateBuilder {
+    policy: Option<PolicySource>,
+    verifier: Option<Verifier>,
+    enforce: bool,
+    cookie: Option<String>,
+    clock: Option<Clock>,
+    watch: Option<WatchOptions>,
+}
+
+impl fmt::Debug for TierGateBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TierGateBuilder")
+            .field("verifier", &self.verifier)
+            .field("enforce", &self.enforce)
+            .field("cookie", &self.cookie)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TierGateBuilder {
+    /// A policy file, loaded now (a bad file fails [`build`](Self::build): the app
+    /// refuses to start rather than run without a policy) and watched for changes.
+    pub fn policy_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.policy = Some(PolicySource::File(path.into()));
+        self
+    }
+
+    /// A fixed, in-memory policy.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(PolicySource::Fixed(policy));
+        self
+    }
+
+    /// A store you manage (shared with other parts of the app, watched or not).
+    pub fn store(mut self, store: PolicyStore) -> Self {
+        self.policy = Some(PolicySource::Store(store));
+        self
+    }
+
+    /// Watch options for [`policy_file`](Self::policy_file) (default: 200 ms debounce,
+    /// 10 s poll); `None` loads the file once and never watches it.
+    pub fn watch(mut self, options: Option<WatchOptions>) -> Self {
+        self.watch = options;
+        self
+    }
+
+    /// The token verifier (keys, issuer, audience, leeway, claims location).
+    pub fn verifier(mut self, verifier: Verifier) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// `false` is observe mode for the whole layer: denials are logged at `warn` as
+    /// would-be denials and the request goes through (a missing or bad token still
+    /// gets 401: observe mode is for rolling out tiers, not for skipping sign-in).
+    pub fn enforce(mut self, enforce: bool) -> Self {
+        self.enforce = enforce;
+        self
+    }
+
+    /// Also read the token from this cookie when there is no `Authorization` header.
+    pub fn cookie(mut self, name: impl Into<String>) -> Self {
+        self.cookie = Some(name.into());
+        self
+    }
+
+    /// Replaces the system clock (tests pin "now").
+    pub fn clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Loads the policy and checks the configuration.
+    pub fn build(self) -> Result<TierGate, BuildError> {
+        let verifier = self.verifier.ok_or(BuildError::NoVerifier)?;
+        let (store, watch) = match self.policy.ok_or(BuildError::NoPolicy)? {
+            PolicySource::Fixed(p) => (PolicyStore::fixed(p), None),
+            PolicySource::Store(s) => (s, None),
+            PolicySource::File(path) => {
+                let store = PolicyStore::open(&path)?;
+                let watch = match self.watch {
+                    Some(options) => Some(store.watch(options).map_err(|e| BuildError::Watch {
+                        path,
+                        message: e.to_string(),
+                    })?),
+                    None => None,
+                };
+                (store, watch)
+            }
+        };
+        Ok(TierGate(Arc::new(GateInner {
+            store,
+            verifier,
+            enforce: self.enforce,
+            cookie: self.cookie,
+            clock: self.clock,
+            _watch: watch,
+        })))
+    }
+}
+
+/// Why a gate could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No `.policy`, `.policy_file` or `.store`.
+    #[error("no policy: call .policy_file(\"policies/saas.yaml\"), .policy(..) or .store(..)")]
+    NoPolicy,
+    /// No `.verifier`.
+    #[error("no verifier: call .verifier(Verifier::builder()...build()?)")]
+    NoVerifier,
+    /// The policy file is missing or invalid.
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
+    /// The verifier configuration is invalid.
+    #[error("{0}")]
+    Verifier(#[from] ConfigError),
+    /// The policy file could not be watched.
+    #[error("cannot watch {path:?}: {message}")]
+    Watch {
+        /// The policy file.
+        path: PathBuf,
+        /// The watcher's error.
+        message: String,
+    },
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<TierGate>();
+    is::<Entitlements>();
+    is::<VerifiedToken>();
+}
