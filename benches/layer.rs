@@ -380,6 +380,38 @@ fn bench_added(c: &mut Criterion) {
             });
         }
 
+        if name == "HS256" {
+            // The same token read through a claims mapping (`preset: tiergate`, the
+            // default layout as a mapping) instead of the verifier's own reader:
+            // what reading claims through any preset costs.
+            let mapped = Policy::from_yaml(&format!(
+                "{}\nclaims: {{ preset: tiergate }}\n",
+                tiergate::EXAMPLE_POLICY
+            ))
+            .unwrap();
+            let gated = |cache| gated_nothing(&mapped, &case, cache);
+            let (mut uncached, mut cached) = (gated(None), gated(Some(CacheOptions::default())));
+            for (variant, svc) in [
+                ("alone_miss_preset", &mut uncached),
+                ("alone_hit_preset", &mut cached),
+            ] {
+                assert_eq!(call_now(svc, bare_request()), 200, "{name}");
+                group.bench_function(BenchmarkId::new(variant, &name), |b| {
+                    b.iter_custom(|iters| {
+                        paired(
+                            iters,
+                            || {
+                                black_box(call_now(&mut plain, bare_request()));
+                            },
+                            || {
+                                black_box(call_now(svc, bare_request()));
+                            },
+                        )
+                    })
+                });
+            }
+        }
+
         let router_plain = router();
         // One request through `app`, answered and dropped.
         let through = |app: &Router| {

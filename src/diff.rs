@@ -141,6 +141,7 @@ fn route_access(c: &Compiled, rule: usize) -> BTreeSet<String> {
             trial: TrialPhase::None,
             roles: &no_roles,
             seats: Some(u64::MAX),
+            granted: &no_roles,
         };
         if allows(&s) {
             who.insert(plan.name.to_string());
@@ -155,6 +156,7 @@ fn route_access(c: &Compiled, rule: usize) -> BTreeSet<String> {
             trial: TrialPhase::None,
             roles: &roles,
             seats: Some(u64::MAX),
+            granted: &no_roles,
         };
         let without = Subject {
             roles: &no_roles,

@@ -82,7 +82,7 @@ pub mod reload;
 pub mod server;
 pub mod token;
 
-pub use claims::{Claims, ClaimsLocation, Notes};
+pub use claims::{Claims, ClaimsLocation, ClaimsMapping, Notes, PresetError};
 pub use engine::{
     Decision, Entitlements, Limit, LimitUsage, PlanSource, Policy, Reason, Revision, RuleRef,
     Summary, Trial,

@@ -849,3 +849,45 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Features granted by the token (`features` claim) only ever add: every request
+    /// and feature allowed without the grant is allowed with it (even under `not`),
+    /// a feature gained is one the token named and the policy declares, and a
+    /// granted feature without a `when` is always held.
+    #[test]
+    fn a_token_grant_only_adds_declared_features(
+        m in model(false),
+        cs in prop::collection::vec(claims_m(), 1..4),
+        grants in prop::collection::vec(0usize..12, 0..4),
+    ) {
+        let policy = compile(&m);
+        // Indices past the policy's features name features it does not declare.
+        let names: Vec<String> = grants.iter().map(|g| format!("f{g}")).collect();
+        for c in &cs {
+            let plain = c.json(&m);
+            let mut granted = plain.clone();
+            granted["features"] = json!(names);
+            let before = policy.entitlements(&Claims::from_object(&plain), now());
+            let after = policy.entitlements(&Claims::from_object(&granted), now());
+            assert_keeps_access(&before, &after, "by a grant")?;
+            for f in policy.features() {
+                if after.has(f) && !before.has(f) {
+                    prop_assert!(names.iter().any(|n| n == f), "{} came from nowhere", f);
+                }
+            }
+            for (g, name) in grants.iter().zip(&names) {
+                match m.features.get(*g) {
+                    Some(None) => prop_assert!(after.has(name), "granted {} without a `when`", name),
+                    Some(Some(_)) => {}
+                    None => prop_assert!(
+                        after.notes().codes().any(|n| n == "unknown_feature"),
+                        "{} is not declared and not noted", name
+                    ),
+                }
+            }
+        }
+    }
+}

@@ -14,6 +14,7 @@ pub(crate) struct ClaimMembers<V> {
     roles: Option<V>,
     trial_ends: Option<V>,
     seats: Option<V>,
+    features: Option<V>,
 }
 
 impl<V> Default for ClaimMembers<V> {
@@ -24,6 +25,7 @@ impl<V> Default for ClaimMembers<V> {
             roles: None,
             trial_ends: None,
             seats: None,
+            features: None,
         }
     }
 }
@@ -76,6 +78,7 @@ impl<V: ClaimMember> ClaimMembers<V> {
             "roles" => &mut self.roles,
             "trial_ends" => &mut self.trial_ends,
             "seats" => &mut self.seats,
+            "features" => &mut self.features,
             _ => return Took::Other(value),
         };
         if slot.is_some() {
@@ -101,6 +104,7 @@ impl<V: ClaimMember> ClaimMembers<V> {
         };
         claims.trial_ends = read(&self.trial_ends, |v| read_with(v, |v| parse_trial_ends(v)));
         claims.seats = read(&self.seats, |v| read_with(v, |v| parse_seats(v)));
+        claims.features = read(&self.features, read_roles);
     }
 }
 

@@ -28,19 +28,26 @@
 //! ```
 
 mod location;
+mod mapping;
 mod members;
 mod model;
 mod notes;
+mod presets;
 pub(crate) mod reader;
 
 pub use location::ClaimsLocation;
+pub use mapping::{ClaimsMapping, ReadFrom, pointer_escape};
+pub(crate) use mapping::{Pointer, Source, check_pointer};
+#[cfg(feature = "server")]
 pub(crate) use members::{parse_seats, parse_trial_ends};
 pub(crate) use model::Claim;
 pub use model::Claims;
 pub use notes::Notes;
+pub use presets::{PRESETS, PresetError};
 
 #[cfg(test)]
 mod tests {
+    use super::members::{parse_seats, parse_trial_ends};
     use super::*;
     use chrono::DateTime;
     use serde_json::json;

@@ -44,6 +44,9 @@ pub struct Claims {
     /// The instant the trial ends (exclusive), in unix seconds.
     pub(crate) trial_ends: Claim<i64>,
     pub(crate) seats: Claim<u64>,
+    /// Features the token grants outside the plan (add-ons), when the claims
+    /// mapping reads any.
+    pub(crate) features: Claim<Names>,
     pub(crate) custom: Map<String, Value>,
 }
 
@@ -71,6 +74,12 @@ impl Claims {
         self.seats.valid().copied()
     }
 
+    /// The features the token grants by name (an add-on bought without changing
+    /// plan). Only those the policy declares count; see `docs/identity-providers.md`.
+    pub fn features(&self) -> impl Iterator<Item = &str> {
+        self.features.valid().into_iter().flatten().map(|r| &**r)
+    }
+
     /// Claims other than the four above, as they were in the token.
     pub fn custom(&self) -> &Map<String, Value> {
         &self.custom
@@ -84,6 +93,7 @@ impl Claims {
             (self.roles.is_malformed(), Notes::MALFORMED_ROLE),
             (self.trial_ends.is_malformed(), Notes::MALFORMED_TRIAL_ENDS),
             (self.seats.is_malformed(), Notes::MALFORMED_SEATS),
+            (self.features.is_malformed(), Notes::MALFORMED_FEATURES),
         ] {
             if bad {
                 n.insert(note);

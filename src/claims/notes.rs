@@ -34,13 +34,20 @@ impl Notes {
     /// The `seats` claim is not a whole number ≥ 0; treated as absent.
     pub const MALFORMED_SEATS: Notes = Notes(1 << 5);
 
-    const NAMED: [(Notes, &'static str); 6] = [
+    /// The `features` claim is not a string or a list of strings; treated as absent.
+    pub const MALFORMED_FEATURES: Notes = Notes(1 << 6);
+    /// A feature the token grants is not declared by the policy; it grants nothing.
+    pub const UNKNOWN_FEATURE: Notes = Notes(1 << 7);
+
+    const NAMED: [(Notes, &'static str); 8] = [
         (Notes::UNKNOWN_PLAN, "unknown_plan"),
         (Notes::MALFORMED_PLAN, "malformed_plan"),
         (Notes::MALFORMED_ROLE, "malformed_role"),
         (Notes::UNKNOWN_ROLE, "unknown_role"),
         (Notes::MALFORMED_TRIAL_ENDS, "malformed_trial_ends"),
         (Notes::MALFORMED_SEATS, "malformed_seats"),
+        (Notes::MALFORMED_FEATURES, "malformed_features"),
+        (Notes::UNKNOWN_FEATURE, "unknown_feature"),
     ];
 
     /// No notes.

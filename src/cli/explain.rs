@@ -8,9 +8,10 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
-use serde_json::json;
+use serde_json::{Value, json};
+use tiergate::claims::ReadFrom;
 use tiergate::token::{Algorithm, Verifier, VerifyingKey};
-use tiergate::{Claims, Decision, Entitlements, PlanSource, Policy, Trial};
+use tiergate::{Claims, ClaimsMapping, Decision, Entitlements, PlanSource, Policy, Trial};
 
 use crate::Format;
 use crate::args::parse_claims;
@@ -75,11 +76,19 @@ pub(crate) fn run(args: ExplainArgs) -> Result<ExitCode, String> {
             .with_timezone(&Utc),
         None => Utc::now(),
     };
-    let parsed = match (&args.claims, &args.token) {
-        (Some(c), _) => Claims::from_object(&parse_claims(c)?),
+    let (parsed, read_from) = match (&args.claims, &args.token) {
+        (Some(c), _) => (Claims::from_object(&parse_claims(c)?), None),
         // The token is checked as the layer would check it now; `--now` only moves
         // the policy's clock (to see a trial's state on another day, say).
-        (None, Some(t)) => verified_claims(&args, t, Utc::now())?,
+        (None, Some(t)) => {
+            let payload = verified_payload(&args, t, Utc::now())?;
+            // As the layer reads it: the policy's `claims:` section, else the
+            // reference layout (`preset: tiergate`).
+            let default = ClaimsMapping::tiergate();
+            let mapping = policy.claims_mapping().unwrap_or(&default);
+            let (claims, from) = mapping.read_explained(&payload);
+            (claims, Some((mapping.clone(), from)))
+        }
         (None, None) => return Err("give --claims or --token".into()),
     };
     let ent = policy.entitlements(&parsed, now);
@@ -106,20 +115,32 @@ pub(crate) fn run(args: ExplainArgs) -> Result<ExitCode, String> {
             out["question"] = json!(question.to_string());
             out["now"] = json!(now.to_rfc3339());
             out["entitlements"] = serde_json::to_value(ent.summary()).map_err(|e| e.to_string())?;
+            if let Some((mapping, from)) = &read_from {
+                out["claims_mapping"] = json!(mapping.to_string());
+                out["read_from"] = from
+                    .iter()
+                    .map(|r| json!({ "claim": r.claim, "pointer": r.pointer, "raw": r.raw }))
+                    .collect();
+            }
             print_json(&out);
         }
-        Format::Text | Format::Markdown => print!(
-            "{}",
-            explain_text(&policy, &parsed, &ent, &decision, &question, now)
-        ),
+        Format::Text | Format::Markdown => {
+            if let Some((mapping, from)) = &read_from {
+                print!("{}", read_from_text(mapping, from));
+            }
+            print!(
+                "{}",
+                explain_text(&policy, &parsed, &ent, &decision, &question, now)
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Verifies `token` as the layer would at `now` (with the layer's `Verifier`: key
 /// bound to its algorithm, `exp` required, `nbf`/`iat` with the default 30 s leeway,
-/// `iss`/`aud` when given) and reads its claims from the default location.
-fn verified_claims(args: &ExplainArgs, token: &str, now: DateTime<Utc>) -> Result<Claims, String> {
+/// `iss`/`aud` when given), and returns its payload for the claims mapping.
+fn verified_payload(args: &ExplainArgs, token: &str, now: DateTime<Utc>) -> Result<Value, String> {
     let keys = match (&args.secret, &args.public_key) {
         (Some(secret), None) => [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]
             .into_iter()
@@ -154,7 +175,24 @@ fn verified_claims(args: &ExplainArgs, token: &str, now: DateTime<Utc>) -> Resul
     let verified = verifier
         .verify(token.trim(), now)
         .map_err(|e| format!("the token does not verify: {e}"))?;
-    Ok(verified.claims().clone())
+    Ok(Value::Object(verified.payload().clone()))
+}
+
+/// The claims mapping in use, then where each claim was found in the token: the
+/// pointer and the raw value there.
+fn read_from_text(mapping: &ClaimsMapping, from: &[ReadFrom]) -> String {
+    let mut out = String::from("claims mapping\n");
+    for line in mapping.to_string().lines() {
+        out.push_str(&format!("  {line}\n"));
+    }
+    out.push_str("read from the token\n");
+    if from.is_empty() {
+        out.push_str("  (no claim found)\n");
+    }
+    for r in from {
+        out.push_str(&format!("  {:<11}{} = {}\n", r.claim, r.pointer, r.raw));
+    }
+    out
 }
 
 /// What `explain` was asked.

@@ -49,7 +49,20 @@ pub(crate) struct RoleSet {
     spill: Option<BitSet>,
 }
 
+/// The features a token grants by name: the same small set, of feature ids.
+pub(crate) type FeatureSet = RoleSet;
+
+/// No granted features: what conditions under `not` are evaluated with (see
+/// `Compiled::eval`).
+pub(crate) static NO_FEATURES: FeatureSet = RoleSet::EMPTY;
+
 impl RoleSet {
+    /// The empty set, as a constant.
+    pub const EMPTY: RoleSet = RoleSet {
+        inline: 0,
+        spill: None,
+    };
+
     pub fn insert(&mut self, role: u32, total_roles: usize) {
         if role < 128 {
             self.inline |= 1 << role;

@@ -90,6 +90,8 @@ pub(crate) struct RuleDef {
 
 pub(crate) struct Compiled {
     pub name: Box<str>,
+    /// Where the policy's `claims:` section reads claims from (`None`: not given).
+    pub claims: Option<crate::claims::ClaimsMapping>,
     pub revision: Revision,
     /// Unique to this compilation in this process (unlike `revision`, which two
     /// compilations of the same file share): what per-token data derived from a

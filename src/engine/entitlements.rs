@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::bitset::RoleSet;
+use super::bitset::{FeatureSet, RoleSet};
 use super::compiled::Policy;
 use super::compiled::{Access, Compiled, Cond, PlanId, TrialPhase};
 use super::decision::{Decision, LimitUsage, Reason};
@@ -69,6 +69,7 @@ pub struct Entitlements {
     now: i64,
     roles: RoleSet,
     seats: Option<u64>,
+    granted: FeatureSet,
     notes: Notes,
 }
 
@@ -86,6 +87,8 @@ pub(crate) struct TokenPart {
     trial_end: Option<i64>,
     roles: RoleSet,
     seats: Option<u64>,
+    /// The declared features the token grants by name.
+    granted: FeatureSet,
     notes: Notes,
 }
 
@@ -120,6 +123,13 @@ impl TokenPart {
                 None => notes.insert(Notes::UNKNOWN_ROLE),
             }
         }
+        let mut granted = FeatureSet::default();
+        for name in claims.features() {
+            match c.feature_ids.get(name) {
+                Some(&id) => granted.insert(id, c.features.len()),
+                None => notes.insert(Notes::UNKNOWN_FEATURE),
+            }
+        }
         TokenPart {
             instance: c.instance,
             base_plan,
@@ -130,6 +140,7 @@ impl TokenPart {
             },
             roles,
             seats: claims.seats(),
+            granted,
             notes,
         }
     }
@@ -165,6 +176,7 @@ impl Entitlements {
             now,
             roles: part.roles.clone(),
             seats: part.seats,
+            granted: part.granted.clone(),
             notes: part.notes,
             policy,
         }
@@ -183,6 +195,7 @@ impl Entitlements {
             trial: self.trial,
             roles: &self.roles,
             seats: self.seats,
+            granted: &self.granted,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Evaluating a condition for one caller, explaining a failure, and finding the
 //! plan that would fix it. Pure functions over [`Compiled`]; no allocation.
 
-use super::bitset::RoleSet;
+use super::bitset::{FeatureSet, NO_FEATURES, RoleSet};
 use super::compiled::{Compiled, Cond, FeatureId, LimitId, PlanId, RoleId, TrialPhase};
 use super::decision::Reason;
 use super::limit::Limit;
@@ -16,6 +16,8 @@ pub(crate) struct Subject<'a> {
     pub trial: TrialPhase,
     pub roles: &'a RoleSet,
     pub seats: Option<u64>,
+    /// Features the token grants by name (declared ones only).
+    pub granted: &'a FeatureSet,
 }
 
 /// Why a condition did not hold.
@@ -52,8 +54,10 @@ impl Compiled {
         self.trial_plan.filter(|_| s.trial == TrialPhase::Active)
     }
 
-    /// Whether the caller's own plan, an active trial's plan, or a role grants the
-    /// feature, before its `when` condition. A trial adds the trial plan's features
+    /// Whether the caller's own plan, an active trial's plan, a role or the token
+    /// grants the feature, before its `when` condition (which a granted feature
+    /// obeys too: a grant stands in for the plan, not for the seats or role a
+    /// feature needs). A trial adds the trial plan's features
     /// to the caller's own, so it never takes away what their plan has (even when
     /// plans branch and the trial plan does not extend theirs).
     #[inline]
@@ -63,6 +67,7 @@ impl Compiled {
                 .active_trial_plan(s)
                 .is_some_and(|t| self.plan_def(t).features.contains(f))
             || s.roles.any(|r| self.role_def(r).features.contains(f))
+            || s.granted.contains(f)
     }
 
     /// The caller's value for a limit: their plan's, or an active trial plan's if higher.
@@ -95,7 +100,15 @@ impl Compiled {
             Cond::SeatsAtLeast(n) => s.seats.is_some_and(|have| have >= *n),
             Cond::All(cs) => cs.iter().all(|c| self.eval(c, s)),
             Cond::Any(cs) => cs.iter().any(|c| self.eval(c, s)),
-            Cond::Not(c) => !self.eval(c, s),
+            // Without the token's grants: a grant adds features and must never take
+            // one away, which `not: { feature: x }` would do if it counted here.
+            Cond::Not(c) => !self.eval(
+                c,
+                &Subject {
+                    granted: &NO_FEATURES,
+                    ..*s
+                },
+            ),
         }
     }
 
@@ -201,11 +214,13 @@ impl Compiled {
         })
     }
 
-    /// Whether a role or an active trial grants the feature (whatever the plan).
+    /// Whether a role, an active trial or the token grants the feature (whatever
+    /// the plan).
     fn grants_without_plan(&self, s: &Subject<'_>, f: FeatureId) -> bool {
         self.active_trial_plan(s)
             .is_some_and(|t| self.plan_def(t).features.contains(f))
             || s.roles.any(|r| self.role_def(r).features.contains(f))
+            || s.granted.contains(f)
     }
 
     /// A bound on `c` over every plan the caller could be on. With `optimistic`, an

@@ -11,6 +11,7 @@ use http_body_util::Full;
 
 use super::gate::GateInner;
 use super::response::{self, Protocol};
+use crate::claims::ClaimsMapping;
 use crate::engine::TokenPart;
 use crate::token::{TokenError, TokenErrorKind as Kind, VerifiedToken};
 use crate::{Entitlements, Policy};
@@ -90,7 +91,7 @@ impl GateInner {
             }
             Err(e) => return self.unauthorized(method, path, headers, &e),
         };
-        let ent = entitlements_for(policy, &token, now);
+        let ent = entitlements_for(policy, self.claims.as_ref(), &token, now);
         let d = ent.check_route(method, path);
         let rule = d.rule().map(|r| r.pattern());
         let revision = d.revision();
@@ -231,12 +232,23 @@ pub(crate) fn cookie_values<'h>(
 /// token's remembered part belongs to the old policy and is not used; the part is
 /// resolved afresh on each request until the cache verifies the token again
 /// (within the cache's maximum age).
-fn entitlements_for(policy: Policy, token: &VerifiedToken, now: i64) -> Entitlements {
+///
+/// The claims are read with the gate's claims mapping, else the policy's `claims:`
+/// section, else the verifier's claims location (`token.claims()`).
+fn entitlements_for(
+    policy: Policy,
+    gate_mapping: Option<&ClaimsMapping>,
+    token: &VerifiedToken,
+    now: i64,
+) -> Entitlements {
     let memo = token.policy_part();
     match memo.get() {
         Some(part) if part.belongs_to(&policy) => Entitlements::from_part(policy, part, now),
         _ => {
-            let part = TokenPart::of(&policy, token.claims());
+            let part = match gate_mapping.or(policy.claims_mapping()) {
+                Some(mapping) => TokenPart::of(&policy, &mapping.read_json(token.raw_payload())),
+                None => TokenPart::of(&policy, token.claims()),
+            };
             let ent = Entitlements::from_part(policy, &part, now);
             // Taken only by the first policy the token meets; a later one resolves
             // its own each time (see above).

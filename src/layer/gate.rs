@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::claims::ClaimsMapping;
 use crate::reload::{PolicyStore, WatchHandle, WatchOptions};
 use crate::token::{ConfigError, VerifiedToken, Verifier};
 use crate::{Entitlements, Policy, PolicyError};
@@ -26,6 +27,8 @@ pub(crate) struct GateInner {
     pub(crate) cookie: Option<String>,
     /// `None`: the system clock.
     pub(crate) clock: Option<Clock>,
+    /// The builder's claims mapping, over the policy's.
+    pub(crate) claims: Option<ClaimsMapping>,
     _watch: Option<WatchHandle>,
 }
 
@@ -61,6 +64,7 @@ impl TierGate {
             cookie: None,
             clock: None,
             watch: Some(WatchOptions::default()),
+            claims: None,
         }
     }
 
@@ -100,6 +104,7 @@ pub struct TierGateBuilder {
     cookie: Option<String>,
     clock: Option<Clock>,
     watch: Option<WatchOptions>,
+    claims: Option<ClaimsMapping>,
 }
 
 impl fmt::Debug for TierGateBuilder {
@@ -159,6 +164,14 @@ impl TierGateBuilder {
         self
     }
 
+    /// Where to read the subscription claims in a token, overriding the policy's
+    /// `claims:` section (for code that builds its policy in Rust). Without either,
+    /// the verifier's claims location applies.
+    pub fn claims_mapping(mut self, mapping: ClaimsMapping) -> Self {
+        self.claims = Some(mapping);
+        self
+    }
+
     /// Replaces the system clock (tests pin "now").
     pub fn clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
@@ -189,6 +202,7 @@ impl TierGateBuilder {
             enforce: self.enforce,
             cookie: self.cookie,
             clock: self.clock,
+            claims: self.claims,
             _watch: watch,
         })))
     }

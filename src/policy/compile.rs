@@ -142,5 +142,6 @@ pub(crate) fn compile(
         rules,
         table,
         unmatched_allows: checked.unmatched_allows,
+        claims: checked.claims,
     })
 }

@@ -22,6 +22,7 @@
 //! # Ok::<(), tiergate::PolicyError>(())
 //! ```
 
+mod claims_section;
 pub(crate) mod compile;
 mod diagnostic;
 pub(crate) mod model;
@@ -37,7 +38,7 @@ pub use parse::MAX_POLICY_BYTES;
 
 use chrono::{DateTime, Utc};
 
-use crate::claims::Claims;
+use crate::claims::{Claims, ClaimsMapping};
 use crate::engine::compiled::Access;
 use crate::engine::{Entitlements, Limit, Policy, Revision, RuleRef};
 
@@ -164,6 +165,13 @@ impl Policy {
             .table
             .lookup(method, path)
             .map(|id| RuleRef::new(&self.0, id))
+    }
+
+    /// The policy's `claims:` section: where it reads each subscription claim in a
+    /// token. `None` when it has none; the layer then reads the verifier's claims
+    /// location (by default the reference server's layout, `preset: tiergate`).
+    pub fn claims_mapping(&self) -> Option<&ClaimsMapping> {
+        self.0.claims.as_ref()
     }
 
     /// Whether `method path` is marked `public` (needs no token at all).

@@ -35,6 +35,128 @@ pub(crate) struct PolicyDoc {
     pub routes: Vec<Spanned<RouteDoc>>,
     #[serde(default)]
     pub unmatched: Option<Spanned<Unmatched>>,
+    /// Where the subscription claims are in a token (default: `preset: tiergate`).
+    #[serde(default)]
+    pub claims: Option<Spanned<ClaimsDoc>>,
+}
+
+/// The `claims:` section: a preset with its parameters, and/or a source per claim
+/// (a claim given here replaces the preset's).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClaimsDoc {
+    #[serde(default)]
+    pub preset: Option<Spanned<String>>,
+    /// `auth0`: the prefix of the namespaced claims.
+    #[serde(default)]
+    pub namespace: Option<Spanned<String>>,
+    /// `keycloak`: whose client roles to read.
+    #[serde(default)]
+    pub client: Option<Spanned<String>>,
+    /// `clerk`: `org` or `user`.
+    #[serde(default)]
+    pub scope: Option<Spanned<String>>,
+    /// `okta`: the groups claim's name.
+    #[serde(default)]
+    pub groups: Option<Spanned<String>>,
+    #[serde(default)]
+    pub plan: Option<Spanned<SourceDoc>>,
+    #[serde(default)]
+    pub roles: Option<Spanned<SourceDoc>>,
+    #[serde(default)]
+    pub seats: Option<Spanned<SourceDoc>>,
+    #[serde(default)]
+    pub trial_ends: Option<Spanned<SourceDoc>>,
+    #[serde(default)]
+    pub features: Option<Spanned<SourceDoc>>,
+}
+
+/// One claim's source as written: a pointer, a list of pointers, or a map with steps.
+#[derive(Debug)]
+pub(crate) struct SourceDoc {
+    pub from: Vec<Spanned<String>>,
+    pub split: Option<String>,
+    pub prefix: Option<String>,
+    pub field: Option<String>,
+    pub keys: bool,
+    pub map: Option<OrderedMap<String>>,
+}
+
+/// The map form of a source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceMapDoc {
+    from: OneOrMany,
+    #[serde(default)]
+    split: Option<String>,
+    #[serde(default)]
+    prefix: Option<String>,
+    #[serde(default)]
+    field: Option<String>,
+    #[serde(default)]
+    keys: Option<bool>,
+    #[serde(default)]
+    map: Option<OrderedMap<String>>,
+}
+
+impl<'de> Deserialize<'de> for SourceDoc {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SourceVisitor;
+        impl<'de> Visitor<'de> for SourceVisitor {
+            type Value = SourceDoc;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a JSON Pointer such as /claims/plan, a list of them, or a map with `from:`",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SourceDoc, E> {
+                Ok(SourceDoc::plain(vec![Spanned {
+                    value: v.to_owned(),
+                    referenced: Location::UNKNOWN,
+                    defined: Location::UNKNOWN,
+                }]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SourceDoc, A::Error> {
+                let mut v = Vec::new();
+                while let Some(s) = seq.next_element::<Spanned<String>>()? {
+                    v.push(s);
+                }
+                Ok(SourceDoc::plain(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SourceDoc, A::Error> {
+                let m = SourceMapDoc::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(SourceDoc {
+                    from: match m.from {
+                        OneOrMany::One(s) => vec![Spanned {
+                            value: s,
+                            referenced: Location::UNKNOWN,
+                            defined: Location::UNKNOWN,
+                        }],
+                        OneOrMany::Many(v) => v,
+                    },
+                    split: m.split,
+                    prefix: m.prefix,
+                    field: m.field,
+                    keys: m.keys.unwrap_or(false),
+                    map: m.map,
+                })
+            }
+        }
+        d.deserialize_any(SourceVisitor)
+    }
+}
+
+impl SourceDoc {
+    fn plain(from: Vec<Spanned<String>>) -> SourceDoc {
+        SourceDoc {
+            from,
+            split: None,
+            prefix: None,
+            field: None,
+            keys: false,
+            map: None,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

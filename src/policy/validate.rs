@@ -52,6 +52,8 @@ pub(crate) struct Checked {
     pub limits: Vec<String>,
     pub rules: Vec<CheckedRule>,
     pub unmatched_allows: bool,
+    /// The `claims:` section, when the policy has one.
+    pub claims: Option<crate::ClaimsMapping>,
 }
 
 /// Names used in a policy: letters, digits and `. _ - :`.
@@ -369,6 +371,10 @@ pub(crate) fn validate(doc: &PolicyDoc) -> Result<Checked, Vec<Diagnostic>> {
         .collect();
 
     let rules = check_routes(&mut ck, doc);
+    let claims = doc
+        .claims
+        .as_ref()
+        .and_then(|c| super::claims_section::check(c, &mut ck.diags));
 
     if ck.diags.is_empty() {
         Ok(Checked {
@@ -383,6 +389,7 @@ pub(crate) fn validate(doc: &PolicyDoc) -> Result<Checked, Vec<Diagnostic>> {
                 .unmatched
                 .as_ref()
                 .is_some_and(|u| u.value == Unmatched::Authenticated),
+            claims,
         })
     } else {
         Err(ck.diags)

@@ -116,6 +116,11 @@ impl VerifiedToken {
         &self.0.claims
     }
 
+    /// The payload's JSON text, as verified.
+    pub(crate) fn raw_payload(&self) -> &[u8] {
+        &self.0.raw_payload
+    }
+
     /// The whole payload, for claims tiergate does not model.
     pub fn payload(&self) -> &Map<String, Value> {
         self.0.payload.get_or_init(|| {
