@@ -106,3 +106,18 @@ fn a_policy_with_ten_thousand_unknown_names_is_reported_briefly() {
         assert!(text.contains("unknown_feature_00000"));
     }
 }
+
+#[test]
+fn claims_section_mistakes_each_get_a_located_fix() {
+    check("claims_section");
+}
+
+#[test]
+fn a_parameter_the_preset_does_not_take() {
+    check("claims_preset_parameters");
+}
+
+#[test]
+fn a_preset_without_its_parameter() {
+    check("claims_missing_parameter");
+}
