@@ -131,8 +131,9 @@ fn preset_mapping(
             let help = if takes.is_empty() {
                 format!("the `{p}` preset takes no parameters: remove `{parameter}:`")
             } else {
+                let takes: Vec<String> = takes.iter().map(|t| format!("`{t}`")).collect();
                 format!(
-                    "the `{p}` preset takes {}: remove `{parameter}:`",
+                    "the `{p}` preset takes only {}; remove `{parameter}:`",
                     takes.join(", ")
                 )
             };
