@@ -87,7 +87,9 @@ pub use engine::{
     Decision, Entitlements, Limit, LimitUsage, PlanSource, Policy, Reason, Revision, RuleRef,
     Summary, Trial,
 };
-pub use layer::{Caller, DenialBody, TierGate, TierGateBuilder, TierGateLayer, require_feature};
+pub use layer::{
+    Caller, DenialBody, Issuer, TierGate, TierGateBuilder, TierGateLayer, require_feature,
+};
 pub use policy::{Diagnostic, Diagnostics, PolicyError};
 pub use reload::{PolicyStore, WatchOptions};
 

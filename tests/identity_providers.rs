@@ -401,3 +401,136 @@ fn every_preset_reads_its_providers_token_through_explain() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Users from the team's identity provider (Auth0 layout, its own key) and machine
+/// tokens from the reference server (tiergate layout, Ed25519), in one layer.
+#[tokio::test]
+async fn two_issuers_in_one_layer_each_with_its_keys_audience_and_mapping() {
+    use tiergate::Issuer;
+    use tiergate::token::VerifyingKey;
+
+    const IDP: &str = "https://acme.us.auth0.com/";
+    const SERVER: &str = "https://claims.acme.test";
+    let users = Verifier::builder()
+        .hmac_secret(Algorithm::HS256, SECRET)
+        .issuer(IDP)
+        .audience("my-api")
+        .build()
+        .unwrap();
+    let machines = Verifier::builder()
+        .key(
+            VerifyingKey::from_pem(Algorithm::EdDSA, key_file("ed25519.pub.pem"))
+                .unwrap()
+                .with_kid("srv"),
+        )
+        .issuer(SERVER)
+        .audience("machines")
+        .build()
+        .unwrap();
+    let gate = TierGate::builder()
+        .policy(Policy::from_yaml(tiergate::EXAMPLE_POLICY).unwrap())
+        .verifier(users.clone())
+        .claims_mapping(
+            tiergate::ClaimsMapping::preset("auth0", &[("namespace", "https://acme.com/")])
+                .unwrap(),
+        )
+        // Without its own mapping an issuer would take the gate's (Auth0's) too.
+        .issuer(Issuer::new(machines.clone()).claims_mapping(tiergate::ClaimsMapping::tiergate()))
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/api/me",
+            get(|ent: Entitlements| async move { Json(json!(ent.summary())) }),
+        )
+        .layer(gate.layer());
+    let base = format!("http://{}", serve(app).await);
+    let me = |t: String| {
+        let base = base.clone();
+        async move {
+            let res = client()
+                .get(format!("{base}/api/me"))
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    let exp = now() + 300;
+    let user = sign(
+        Algorithm::HS256,
+        "hmac",
+        &json!({ "iss": IDP, "aud": "my-api", "sub": "auth0|1", "exp": exp,
+                 "https://acme.com/plan": "pro" }),
+    );
+    let machine = sign_ed25519(
+        "ed25519.pem",
+        "srv",
+        &json!({ "iss": SERVER, "aud": "machines", "sub": "svc_1", "exp": exp,
+                 "claims": { "plan": "starter" } }),
+    );
+    let (status, body) = me(user).await;
+    assert_eq!(
+        (status, body["plan"].as_str()),
+        (200, Some("pro")),
+        "{body}"
+    );
+    let (status, body) = me(machine).await;
+    assert_eq!(
+        (status, body["plan"].as_str()),
+        (200, Some("starter")),
+        "{body}"
+    );
+    // Each issuer's own rules: the identity provider's audience is not the server's.
+    let wrong_aud = sign(
+        Algorithm::HS256,
+        "hmac",
+        &json!({ "iss": IDP, "aud": "machines", "sub": "auth0|1", "exp": exp }),
+    );
+    let (status, body) = me(wrong_aud).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (401, Some("wrong_audience")),
+        "{body}"
+    );
+    // A token that names the server but is signed with the identity provider's key is
+    // checked against the server's keys only: refused, not tried with the other's.
+    let forged = sign(
+        Algorithm::HS256,
+        "hmac",
+        &json!({ "iss": SERVER, "aud": "machines", "sub": "svc_1", "exp": exp,
+                 "claims": { "plan": "enterprise" } }),
+    );
+    let (status, body) = me(forged).await;
+    assert_eq!(status, 401, "{body}");
+    // An issuer nobody accepts, and no issuer at all.
+    for payload in [
+        json!({ "iss": "https://evil.example", "aud": "my-api", "exp": exp }),
+        json!({ "aud": "my-api", "exp": exp }),
+    ] {
+        let (status, body) = me(sign(Algorithm::HS256, "hmac", &payload)).await;
+        assert_eq!(
+            (status, body["reason"].as_str()),
+            (401, Some("wrong_issuer")),
+            "{body}"
+        );
+    }
+    // A gate whose token `iss` could pick two verifiers, or none, is refused at build.
+    let any = Verifier::builder()
+        .hmac_secret(Algorithm::HS256, SECRET)
+        .allow_any_issuer()
+        .audience("my-api")
+        .build()
+        .unwrap();
+    for other in [users.clone(), any] {
+        let err = TierGate::builder()
+            .policy(Policy::from_yaml(tiergate::EXAMPLE_POLICY).unwrap())
+            .verifier(users.clone())
+            .issuer(Issuer::new(other))
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().starts_with("issuers:"), "{err}");
+    }
+}

@@ -25,8 +25,9 @@ pub(crate) enum Admission {
     Pass(Admitted),
     /// Answer with this response.
     Deny(Response<Full<Bytes>>),
-    /// The token names a `kid` no loaded key has: refetch the JWKS, then decide.
-    Fetch(String),
+    /// The token names a `kid` no loaded key of issuer `.1` has: refetch that
+    /// issuer's JWKS, then decide.
+    Fetch(String, usize),
 }
 
 impl GateInner {
@@ -43,25 +44,57 @@ impl GateInner {
         let now = self.now_secs();
         let token = match bearer_token(headers, self.cookie.as_deref()) {
             Ok(Some(t)) => t,
-            Ok(None) => return self.finish(method, path, headers, now, Ok(None)).into(),
-            Err(e) => return self.finish(method, path, headers, now, Err(e)).into(),
+            Ok(None) => return self.finish(method, path, headers, now, 0, Ok(None)).into(),
+            Err(e) => return self.finish(method, path, headers, now, 0, Err(e)).into(),
         };
-        let generation = self.verifier.key_generation();
-        if let Some(hit) = self.verifier.cached_at(token, now, generation) {
-            return self
-                .finish(method, path, headers, now, Ok(Some(hit)))
-                .into();
+        // A token verified before is in its issuer's cache (one lookup per issuer,
+        // by the token's bytes: no reading of the token).
+        for i in 0..self.issuer_count() {
+            let (verifier, _) = self.issuer(i);
+            if let Some(hit) = verifier.cached_at(token, now, verifier.key_generation()) {
+                return self
+                    .finish(method, path, headers, now, i, Ok(Some(hit)))
+                    .into();
+            }
         }
         let token = match token_text(token) {
             Ok(t) => t,
-            Err(e) => return self.finish(method, path, headers, now, Err(e)).into(),
+            Err(e) => return self.finish(method, path, headers, now, 0, Err(e)).into(),
         };
-        match self.verifier.verify_fresh_at(token, now, generation) {
-            Err(e) if self.verifier.may_refetch(&e) => Admission::Fetch(token.to_owned()),
+        let i = match self.issuer_of(token) {
+            Ok(i) => i,
+            Err(e) => return self.finish(method, path, headers, now, 0, Err(e)).into(),
+        };
+        let (verifier, _) = self.issuer(i);
+        match verifier.verify_fresh_at(token, now, verifier.key_generation()) {
+            Err(e) if verifier.may_refetch(&e) => Admission::Fetch(token.to_owned(), i),
             result => self
-                .finish(method, path, headers, now, result.map(Some))
+                .finish(method, path, headers, now, i, result.map(Some))
                 .into(),
         }
+    }
+
+    /// Which issuer verifies `token`: the only one, or the one whose verifier
+    /// accepts the token's (still unverified) `iss`. Never each in turn: a token is
+    /// checked against one issuer's keys, audience and rules.
+    fn issuer_of(&self, token: &str) -> Result<usize, TokenError> {
+        if self.others.is_empty() {
+            return Ok(0);
+        }
+        let Some(iss) = crate::token::peek_issuer(token) else {
+            return Err(TokenError::new(
+                Kind::WrongIssuer,
+                "the token names no single string `iss`; this app accepts tokens from several issuers and needs it to choose",
+            ));
+        };
+        (0..self.issuer_count())
+            .find(|&i| self.issuer(i).0.issuers().any(|accepted| accepted == iss))
+            .ok_or_else(|| {
+                TokenError::new(
+                    Kind::WrongIssuer,
+                    "the token's `iss` is not an accepted issuer",
+                )
+            })
     }
 
     /// Decides a request once the token is verified (or refused, or absent).
@@ -74,6 +107,7 @@ impl GateInner {
         path: &str,
         headers: &HeaderMap,
         now: i64,
+        issuer: usize,
         token: Result<Option<VerifiedToken>, TokenError>,
     ) -> Result<Admitted, Response<Full<Bytes>>> {
         let policy: Policy = self.store.policy();
@@ -91,7 +125,7 @@ impl GateInner {
             }
             Err(e) => return self.unauthorized(method, path, headers, &e),
         };
-        let ent = entitlements_for(policy, self.claims.as_ref(), &token, now);
+        let ent = entitlements_for(policy, self.issuer(issuer).1, &token, now);
         let d = ent.check_route(method, path);
         let rule = d.rule().map(|r| r.pattern());
         let revision = d.revision();

@@ -29,10 +29,79 @@ pub(crate) struct GateInner {
     pub(crate) clock: Option<Clock>,
     /// The builder's claims mapping, over the policy's.
     pub(crate) claims: Option<ClaimsMapping>,
+    /// Issuers besides the main verifier's, each chosen by the token's `iss`.
+    pub(crate) others: Box<[Issuer]>,
     _watch: Option<WatchHandle>,
 }
 
+/// Another issuer a gate accepts tokens from: its own verifier (keys or JWKS,
+/// issuer, audience) and, optionally, its own claims mapping. For example users
+/// signed in through the team's identity provider and machine tokens from the
+/// reference server, in one layer:
+///
+/// ```
+/// use tiergate::token::{Algorithm, Verifier};
+/// use tiergate::{ClaimsMapping, Issuer, Policy, TierGate};
+///
+/// let users = Verifier::builder()
+///     .hmac_secret(Algorithm::HS256, b"the identity provider's secret, 32+ bytes")
+///     .issuer("https://acme.us.auth0.com/")
+///     .audience("my-api")
+///     .build()?;
+/// let machines = Verifier::builder()
+///     .hmac_secret(Algorithm::HS256, b"the claims server's own secret, 32+ bytes")
+///     .issuer("https://claims.acme.internal")
+///     .audience("my-api")
+///     .build()?;
+/// let gate = TierGate::builder()
+///     .policy(Policy::from_yaml(tiergate::EXAMPLE_POLICY)?)
+///     .verifier(users)
+///     .claims_mapping(ClaimsMapping::preset("auth0", &[("namespace", "https://acme.com/")])?)
+///     .issuer(Issuer::new(machines).claims_mapping(ClaimsMapping::tiergate()))
+///     .build()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    pub(crate) verifier: Verifier,
+    pub(crate) claims: Option<ClaimsMapping>,
+}
+
+impl Issuer {
+    /// An issuer verified by `verifier`, which must name the issuer(s) (`.issuer(..)`).
+    pub fn new(verifier: Verifier) -> Issuer {
+        Issuer {
+            verifier,
+            claims: None,
+        }
+    }
+
+    /// Where this issuer's tokens carry the subscription claims (otherwise the
+    /// gate's mapping, the policy's `claims:` section, or the verifier's location).
+    pub fn claims_mapping(mut self, mapping: ClaimsMapping) -> Issuer {
+        self.claims = Some(mapping);
+        self
+    }
+}
+
 impl GateInner {
+    /// Issuer `i`'s verifier and claims mapping: 0 is the main verifier (with the
+    /// gate's mapping), then the others in the order they were added.
+    pub(crate) fn issuer(&self, i: usize) -> (&Verifier, Option<&ClaimsMapping>) {
+        match i.checked_sub(1).and_then(|j| self.others.get(j)) {
+            Some(other) => (
+                &other.verifier,
+                other.claims.as_ref().or(self.claims.as_ref()),
+            ),
+            None => (&self.verifier, self.claims.as_ref()),
+        }
+    }
+
+    /// How many issuers: the main verifier and the others.
+    pub(crate) fn issuer_count(&self) -> usize {
+        self.others.len().saturating_add(1)
+    }
+
     /// "Now" in unix seconds, all a decision needs: the system clock is read without
     /// a detour through a calendar date (see [`clock`]).
     pub(crate) fn now_secs(&self) -> i64 {
@@ -65,6 +134,7 @@ impl TierGate {
             clock: None,
             watch: Some(WatchOptions::default()),
             claims: None,
+            others: Vec::new(),
         }
     }
 
@@ -105,6 +175,7 @@ pub struct TierGateBuilder {
     clock: Option<Clock>,
     watch: Option<WatchOptions>,
     claims: Option<ClaimsMapping>,
+    others: Vec<Issuer>,
 }
 
 impl fmt::Debug for TierGateBuilder {
@@ -172,6 +243,15 @@ impl TierGateBuilder {
         self
     }
 
+    /// Also accept tokens from another issuer (see [`Issuer`]). Each token is
+    /// verified by the one verifier whose issuers include its `iss`; a token naming
+    /// an issuer no verifier accepts is refused (401 `wrong_issuer`). Every verifier
+    /// of a gate with several must name its issuers, and no two the same one.
+    pub fn issuer(mut self, issuer: Issuer) -> Self {
+        self.others.push(issuer);
+        self
+    }
+
     /// Replaces the system clock (tests pin "now").
     pub fn clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
@@ -181,6 +261,7 @@ impl TierGateBuilder {
     /// Loads the policy and checks the configuration.
     pub fn build(self) -> Result<TierGate, BuildError> {
         let verifier = self.verifier.ok_or(BuildError::NoVerifier)?;
+        check_issuers(&verifier, &self.others)?;
         let (store, watch) = match self.policy.ok_or(BuildError::NoPolicy)? {
             PolicySource::Fixed(p) => (PolicyStore::fixed(p), None),
             PolicySource::Store(s) => (s, None),
@@ -203,9 +284,37 @@ impl TierGateBuilder {
             cookie: self.cookie,
             clock: self.clock,
             claims: self.claims,
+            others: self.others.into_boxed_slice(),
             _watch: watch,
         })))
     }
+}
+
+/// With several issuers, each verifier names its issuers and none shares one: the
+/// token's `iss` must pick exactly one verifier.
+fn check_issuers(main: &Verifier, others: &[Issuer]) -> Result<(), BuildError> {
+    if others.is_empty() {
+        return Ok(());
+    }
+    let all = std::iter::once(main).chain(others.iter().map(|o| &o.verifier));
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, v) in all.enumerate() {
+        if v.issuers().len() == 0 {
+            return Err(BuildError::Issuers(format!(
+                "verifier {} accepts any issuer; with several issuers each must name its own (`.issuer(\"https://…\")`)",
+                i.saturating_add(1)
+            )));
+        }
+        for iss in v.issuers() {
+            if seen.contains(&iss) {
+                return Err(BuildError::Issuers(format!(
+                    "two verifiers accept the issuer `{iss}`; each issuer belongs to one"
+                )));
+            }
+            seen.push(iss);
+        }
+    }
+    Ok(())
 }
 
 /// Why a gate could not be built.
@@ -215,6 +324,9 @@ pub enum BuildError {
     /// No `.policy`, `.policy_file` or `.store`.
     #[error("no policy: call .policy_file(\"policies/saas.yaml\"), .policy(..) or .store(..)")]
     NoPolicy,
+    /// Several issuers that a token's `iss` cannot tell apart.
+    #[error("issuers: {0}")]
+    Issuers(String),
     /// No `.verifier`.
     #[error("no verifier: call .verifier(Verifier::builder()...build()?)")]
     NoVerifier,

@@ -52,7 +52,7 @@ pub(crate) use response::problem;
 
 pub use body::DenialBody;
 pub use caller::Caller;
-pub use gate::{BuildError, Clock, TierGate, TierGateBuilder};
+pub use gate::{BuildError, Clock, Issuer, TierGate, TierGateBuilder};
 pub use require_feature::{RequireFeature, RequireFeatureLayer, require_feature};
 pub(crate) use response::missing_entitlements;
 pub use service::{ResponseFuture, TierGateLayer, TierGateService};

@@ -163,7 +163,7 @@ where
                 ResponseFuture::inner(self.inner.call(req))
             }
             Admission::Deny(response) => ResponseFuture::denied(response),
-            Admission::Fetch(token) => {
+            Admission::Fetch(token, issuer) => {
                 // The inner service was made ready by poll_ready; take that one and
                 // leave a clone for the next call (tower's usual pattern).
                 let clone = self.inner.clone();
@@ -172,9 +172,16 @@ where
                 ResponseFuture::fetching(Box::pin(async move {
                     let g = &gate.0;
                     let now = g.now_secs();
-                    let verified = g.verifier.verify_fetching_at(&token, now).await;
+                    let verified = g.issuer(issuer).0.verify_fetching_at(&token, now).await;
                     let path = req.uri().path().to_owned();
-                    match g.finish(req.method(), &path, req.headers(), now, verified.map(Some)) {
+                    match g.finish(
+                        req.method(),
+                        &path,
+                        req.headers(),
+                        now,
+                        issuer,
+                        verified.map(Some),
+                    ) {
                         Ok(ext) => {
                             insert(&mut req, ext);
                             inner.call(req).await

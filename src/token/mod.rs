@@ -42,6 +42,7 @@ mod builder;
 mod cache;
 mod error;
 mod hmac_key;
+mod issuer;
 #[cfg(feature = "jwks")]
 mod jwks;
 mod keys;
@@ -55,6 +56,7 @@ pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use builder::VerifierBuilder;
 pub use cache::CacheOptions;
 pub use error::{ConfigError, TokenError, TokenErrorKind};
+pub(crate) use issuer::peek_issuer;
 #[cfg(feature = "jwks")]
 pub use jwks::{JwksOptions, JwksStats};
 pub use keys::{KeyError, MIN_HMAC_SECRET_BYTES, VerifyingKey, algorithms_like};

@@ -124,6 +124,11 @@ impl Verifier {
         Ok(verified)
     }
 
+    /// The issuers this verifier accepts (`iss`); empty when it accepts any.
+    pub fn issuers(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.0.issuers.iter().map(String::as_str)
+    }
+
     /// Which key set is current, for tagging cache entries (a JWKS refetch starts a
     /// new one). Read once per request, first: it also starts a JWKS refresh that is
     /// due.
