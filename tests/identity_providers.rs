@@ -534,3 +534,59 @@ async fn two_issuers_in_one_layer_each_with_its_keys_audience_and_mapping() {
         assert!(err.to_string().starts_with("issuers:"), "{err}");
     }
 }
+
+/// docs/identity-providers.md shows, for each preset, the `claims:` line to write
+/// and what it reads; the second must be what the library prints for the first.
+/// `TIERGATE_BLESS=1` rewrites the guide's blocks from the library.
+#[test]
+fn the_guide_shows_each_preset_as_the_library_prints_it() {
+    let path = root().join("docs/identity-providers.md");
+    let guide = std::fs::read_to_string(&path).unwrap();
+    let blocks: Vec<&str> = guide
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    let (mut checked, mut blessed) = (Vec::new(), guide.clone());
+    for pair in blocks.windows(2) {
+        let (section, reads) = (pair[0], pair[1]);
+        let Some(line) = section.lines().find(|l| l.starts_with("claims: { preset:")) else {
+            continue;
+        };
+        if reads.contains("preset:") {
+            continue; // the guide's opening example, not a preset's section
+        }
+        let line = line.split(" #").next().unwrap();
+        let policy = Policy::from_yaml(&format!("version: 1\nplans:\n  free: {{}}\n{line}\n"))
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        let printed = policy.claims_mapping().unwrap().to_string();
+        // What is printed reads back as the same mapping.
+        let again = Policy::from_yaml(&format!(
+            "version: 1\nplans:\n  free: {{}}\nclaims:\n{}",
+            printed
+                .lines()
+                .map(|l| format!("  {l}\n"))
+                .collect::<String>()
+        ))
+        .unwrap_or_else(|e| panic!("{printed}: {e}"));
+        assert_eq!(again.claims_mapping(), policy.claims_mapping(), "{printed}");
+        if std::env::var_os("TIERGATE_BLESS").is_some() {
+            blessed = blessed.replacen(
+                &format!("{section}```\n\nreads\n\n```yaml\n{reads}"),
+                &format!("{section}```\n\nreads\n\n```yaml\n{printed}"),
+                1,
+            );
+        } else {
+            assert_eq!(reads, printed, "the guide's block for `{line}`");
+        }
+        checked.push(line.to_owned());
+    }
+    if std::env::var_os("TIERGATE_BLESS").is_some() {
+        std::fs::write(&path, blessed).unwrap();
+    }
+    assert_eq!(
+        checked.len(),
+        tiergate::claims::PRESETS.len(),
+        "{checked:#?}"
+    );
+}
