@@ -590,3 +590,60 @@ fn the_guide_shows_each_preset_as_the_library_prints_it() {
         "{checked:#?}"
     );
 }
+
+/// A token verified (and cached) under one `claims:` section meets another after a
+/// reload: its claims are read again through the new mapping, not kept from the old.
+#[tokio::test]
+async fn a_reload_that_changes_the_mapping_rereads_cached_tokens() {
+    let dir = std::env::temp_dir().join(format!("tiergate-idp-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("policy.yaml");
+    std::fs::write(&file, policy_text("{ preset: firebase }")).unwrap();
+    let store = tiergate::PolicyStore::open(&file).unwrap();
+    let gate = TierGate::builder()
+        .store(store.clone())
+        .verifier(
+            Verifier::builder()
+                .hmac_secret(Algorithm::HS256, SECRET)
+                .issuer(ISSUER)
+                .audience(AUDIENCE)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/api/me",
+            get(|ent: Entitlements| async move { ent.plan().to_owned() }),
+        )
+        .layer(gate.layer());
+    let base = format!("http://{}", serve(app).await);
+    // Top level says starter (Firebase's layout); app_metadata says pro (Supabase's).
+    let t = token(&json!({ "plan": "starter", "app_metadata": { "plan": "pro" } }));
+    let plan = || async {
+        client()
+            .get(format!("{base}/api/me"))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert_eq!(plan().await, "starter");
+    assert_eq!(plan().await, "starter", "from the token cache");
+    std::fs::write(&file, policy_text("{ preset: supabase }")).unwrap();
+    store.reload().unwrap();
+    assert_eq!(
+        plan().await,
+        "pro",
+        "the cached token read through the new mapping"
+    );
+    std::fs::write(&file, tiergate::EXAMPLE_POLICY).unwrap();
+    store.reload().unwrap();
+    // No section: the verifier's location (a nested `claims` object, absent here).
+    assert_eq!(plan().await, "free");
+    std::fs::remove_dir_all(&dir).ok();
+}

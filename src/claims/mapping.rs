@@ -34,17 +34,35 @@ use std::fmt;
 use serde_json::{Map, Value};
 use smallvec::SmallVec;
 
-use super::members::{parse_seats, parse_trial_ends};
+use super::members::{MemberValue, parse_seats, parse_trial_ends};
 use super::model::{Claim, Claims, Name, Names};
+use super::node::Node;
 
 /// How to read each subscription claim from a token's payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ClaimsMapping {
+    /// Names this mapping's content in this process (a clone keeps it; a change
+    /// gets a new one), so a verified token remembers which mapping read its claims.
+    pub(crate) id: u64,
     pub(crate) plan: Source,
     pub(crate) roles: Source,
     pub(crate) seats: Source,
     pub(crate) trial_ends: Source,
     pub(crate) features: Source,
+}
+
+/// Equal when they read the same claims from the same places.
+impl PartialEq for ClaimsMapping {
+    fn eq(&self, other: &Self) -> bool {
+        self.sources() == other.sources()
+    }
+}
+
+impl Eq for ClaimsMapping {}
+
+fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Where one claim comes from, and the steps that turn what is there into names.
@@ -162,7 +180,7 @@ impl Source {
 
     /// The entries `v` yields after the steps, or `Err` when `v` has a type the
     /// steps cannot read (a number where names belong, an object without `keys`).
-    fn entries<'v>(&'v self, v: &'v Value, out: &mut SmallVec<[&'v str; 4]>) -> Result<(), ()> {
+    fn entries<'v>(&'v self, v: &'v Node<'_>, out: &mut SmallVec<[&'v str; 4]>) -> Result<(), ()> {
         let start = out.len();
         let push = |s: &'v str, out: &mut SmallVec<[&'v str; 4]>| match &self.split {
             Some(sep) => out.extend(
@@ -174,25 +192,25 @@ impl Source {
             None => {}
         };
         match v {
-            Value::String(s) if self.field.is_none() && !self.keys => push(s, out),
-            Value::Array(items) if !self.keys => {
+            Node::Str(s) if self.field.is_none() && !self.keys => push(s, out),
+            Node::Array(items) if !self.keys => {
                 for item in items {
                     match (item, &self.field) {
-                        (Value::String(s), None) => push(s, out),
-                        (Value::Object(o), Some(f)) => match o.get(f) {
-                            Some(Value::String(s)) => push(s, out),
-                            Some(Value::Null) | None => {}
+                        (Node::Str(s), None) => push(s, out),
+                        (object @ Node::Object(_), Some(f)) => match object.get(f) {
+                            Some(Node::Str(s)) => push(s, out),
+                            Some(Node::Null) | None => {}
                             Some(_) => return Err(()),
                         },
                         _ => return Err(()),
                     }
                 }
             }
-            Value::Object(o) if self.keys => {
-                for (k, member) in o {
+            Node::Object(members) if self.keys => {
+                for (k, member) in members {
                     let keep = match &self.field {
                         None => true,
-                        Some(f) => member.get(f) == Some(&Value::Bool(true)),
+                        Some(f) => member.get(f) == Some(&Node::Bool(true)),
                     };
                     if keep {
                         push(k, out);
@@ -233,7 +251,7 @@ impl Source {
 enum Found<'v> {
     Absent,
     /// The value at a pointer, used as it is (a plain single-value source).
-    Raw(&'v Value),
+    Raw(&'v Node<'v>),
     Names(SmallVec<[&'v str; 4]>),
     WrongType,
 }
@@ -243,6 +261,7 @@ impl ClaimsMapping {
     /// (`preset: tiergate`, the default).
     pub fn tiergate() -> ClaimsMapping {
         ClaimsMapping {
+            id: next_id(),
             plan: src(&["/claims/plan"]),
             roles: src(&["/claims/role", "/claims/roles"]),
             seats: src(&["/claims/seats"]),
@@ -258,16 +277,28 @@ impl ClaimsMapping {
 
     /// [`read`](Self::read), and where each claim was found (for `tiergate explain`).
     pub fn read_explained(&self, payload: &Value) -> (Claims, Vec<ReadFrom>) {
-        match payload {
-            Value::Object(map) => self.read_object_explained(map),
-            _ => (Claims::default(), Vec::new()),
-        }
+        let mut from = Vec::new();
+        let claims = match payload {
+            Value::Object(map) => self.read_members(&self.kept(map), Some(&mut from)),
+            _ => Claims::default(),
+        };
+        (claims, from)
     }
 
     /// [`read`](Self::read) for a payload already parsed as an object (a verified
     /// token's [`payload`](crate::token::VerifiedToken::payload)).
     pub fn read_object(&self, payload: &Map<String, Value>) -> Claims {
-        self.read_into(payload, None)
+        self.read_members(&self.kept(payload), None)
+    }
+
+    /// The members of `payload` that the pointers start at, as nodes.
+    fn kept<'v>(&self, payload: &'v Map<String, Value>) -> Vec<(Cow<'v, str>, Node<'v>)> {
+        let wanted = Needed::of(self);
+        payload
+            .iter()
+            .filter(|(k, _)| wanted.wants(k))
+            .map(|(k, v)| (Cow::Borrowed(k.as_str()), Node::of(v)))
+            .collect()
     }
 
     /// Reads the claims from a payload's JSON text, parsing only the members the
@@ -278,26 +309,22 @@ impl ClaimsMapping {
     pub fn read_json(&self, payload: &[u8]) -> Claims {
         let mut de = serde_json::Deserializer::from_slice(payload);
         match serde::de::DeserializeSeed::deserialize(Needed::of(self), &mut de) {
-            Ok(members) => self.read_into(&members, None),
+            Ok(members) => self.read_members(&members, None),
             Err(_) => Claims::default(),
         }
     }
 
-    fn read_object_explained(&self, payload: &Map<String, Value>) -> (Claims, Vec<ReadFrom>) {
-        let mut from = Vec::new();
-        let claims = self.read_into(payload, Some(&mut from));
-        (claims, from)
-    }
-
-    fn read_into(
+    /// Reads the claims from a payload's kept members (see [`Needed`]), noting in
+    /// `from` where each was found.
+    pub(crate) fn read_members(
         &self,
-        payload: &Map<String, Value>,
+        payload: &[(Cow<'_, str>, Node<'_>)],
         mut from: Option<&mut Vec<ReadFrom>>,
     ) -> Claims {
         let from = &mut from;
         let plan = match self.find(&self.plan, "plan", payload, true, from) {
             Found::Absent => Claim::Absent,
-            Found::Raw(Value::String(s)) => plan_name(s),
+            Found::Raw(Node::Str(s)) => plan_name(s),
             Found::Names(n) => n.first().map_or(Claim::Absent, |s| plan_name(s)),
             Found::Raw(_) | Found::WrongType => Claim::Malformed,
         };
@@ -319,26 +346,25 @@ impl ClaimsMapping {
         &self,
         source: &Source,
         claim: &'static str,
-        payload: &Map<String, Value>,
+        payload: &[(Cow<'_, str>, Node<'_>)],
         from: &mut Option<&mut Vec<ReadFrom>>,
-        parse: impl Fn(&Value) -> Option<T>,
+        parse: fn(MemberValue<'_>) -> Option<T>,
     ) -> Claim<T> {
-        match self.find(source, claim, payload, true, from) {
-            Found::Absent => Claim::Absent,
-            Found::Raw(v) => parse(v).map_or(Claim::Malformed, Claim::Valid),
-            Found::Names(n) => n
-                .first()
-                .and_then(|s| parse(&Value::String((*s).to_owned())))
-                .map_or(Claim::Malformed, Claim::Valid),
-            Found::WrongType => Claim::Malformed,
-        }
+        let read = match self.find(source, claim, payload, true, from) {
+            Found::Absent => return Claim::Absent,
+            Found::Raw(Node::Str(s)) => parse(MemberValue::Str(s)),
+            Found::Raw(Node::Number(n)) => parse(MemberValue::Json(&Value::Number(n.clone()))),
+            Found::Names(n) => n.first().and_then(|s| parse(MemberValue::Str(s))),
+            Found::Raw(_) | Found::WrongType => None,
+        };
+        read.map_or(Claim::Malformed, Claim::Valid)
     }
 
     fn list(
         &self,
         source: &Source,
         claim: &'static str,
-        payload: &Map<String, Value>,
+        payload: &[(Cow<'_, str>, Node<'_>)],
         from: &mut Option<&mut Vec<ReadFrom>>,
     ) -> Claim<Names> {
         match self.find(source, claim, payload, false, from) {
@@ -363,7 +389,7 @@ impl ClaimsMapping {
         &self,
         source: &'v Source,
         claim: &'static str,
-        payload: &'v Map<String, Value>,
+        payload: &'v [(Cow<'v, str>, Node<'v>)],
         single: bool,
         from: &mut Option<&mut Vec<ReadFrom>>,
     ) -> Found<'v> {
@@ -377,10 +403,10 @@ impl ClaimsMapping {
                 from.push(ReadFrom {
                     claim,
                     pointer: pointer.text.clone(),
-                    raw: v.clone(),
+                    raw: v.to_value(),
                 });
             }
-            if single && source.is_plain() && !v.is_array() {
+            if single && source.is_plain() && !matches!(v, Node::Array(_)) {
                 return Found::Raw(v);
             }
             let before = names.len();
@@ -426,6 +452,13 @@ impl<'m> Needed<'m> {
     }
 }
 
+impl ClaimsMapping {
+    /// The payload members its pointers start at (what the payload reader keeps).
+    pub(crate) fn members(&self) -> SmallVec<[&str; 8]> {
+        Needed::of(self).0
+    }
+}
+
 /// A JSON Pointer's segments, unescaped (`~1` → `/`, then `~0` → `~`); none for a
 /// string that does not start with `/`.
 fn segments(pointer: &str) -> impl Iterator<Item = Cow<'_, str>> {
@@ -443,7 +476,7 @@ fn segments(pointer: &str) -> impl Iterator<Item = Cow<'_, str>> {
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for Needed<'_> {
-    type Value = Map<String, Value>;
+    type Value = Vec<(Cow<'de, str>, Node<'de>)>;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
@@ -451,28 +484,28 @@ impl<'de> serde::de::DeserializeSeed<'de> for Needed<'_> {
 }
 
 impl<'de> serde::de::Visitor<'de> for Needed<'_> {
-    type Value = Map<String, Value>;
+    type Value = Vec<(Cow<'de, str>, Node<'de>)>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out = Map::new();
-        let mut repeated: SmallVec<[String; 2]> = SmallVec::new();
-        while let Some(super::reader::Key(key)) = map.next_key()? {
+        let mut out: Vec<(Cow<'de, str>, Node<'de>)> = Vec::new();
+        let mut repeated: SmallVec<[Cow<'de, str>; 2]> = SmallVec::new();
+        while let Some(super::key::Key(key)) = map.next_key()? {
             if !self.wants(&key) {
                 map.next_value::<serde::de::IgnoredAny>()?;
                 continue;
             }
-            let value: Value = map.next_value()?;
-            if out.insert(key.clone().into_owned(), value).is_some() {
-                repeated.push(key.into_owned());
+            let value: Node<'de> = map.next_value()?;
+            if out.iter().any(|(k, _)| *k == key) {
+                repeated.push(key);
+            } else {
+                out.push((key, value));
             }
         }
-        for key in repeated {
-            out.remove(&key);
-        }
+        out.retain(|(k, _)| !repeated.contains(k));
         Ok(out)
     }
 }
@@ -480,14 +513,15 @@ impl<'de> serde::de::Visitor<'de> for Needed<'_> {
 /// The value at a JSON Pointer in an object (RFC 6901; array members by index).
 /// Written here rather than serde_json's `Value::pointer`, which allocates a
 /// string per segment: this allocates only for a segment with `~` in it.
-fn at_pointer<'v>(root: &'v Map<String, Value>, pointer: &Pointer) -> Option<&'v Value> {
+fn at_pointer<'v>(root: &'v [(Cow<'v, str>, Node<'v>)], pointer: &Pointer) -> Option<&'v Node<'v>> {
     let mut segments = pointer.segments.iter();
-    let mut here = root.get(&**segments.next()?)?;
+    let first = &**segments.next()?;
+    let mut here = root.iter().find(|(k, _)| k == first).map(|(_, v)| v)?;
     for segment in segments {
         let segment = &**segment;
         here = match here {
-            Value::Object(o) => o.get(segment)?,
-            Value::Array(items) => {
+            object @ Node::Object(_) => object.get(segment)?,
+            Node::Array(items) => {
                 let canonical = segment == "0" || !segment.starts_with(['0', '+']);
                 items.get(segment.parse::<usize>().ok().filter(|_| canonical)?)?
             }
@@ -584,6 +618,7 @@ impl ClaimsMapping {
     }
 
     pub(crate) fn sources_mut(&mut self) -> [&mut Source; 5] {
+        self.id = next_id();
         [
             &mut self.plan,
             &mut self.roles,
@@ -596,6 +631,7 @@ impl ClaimsMapping {
     /// A mapping with no sources (every claim absent), to fill in claim by claim.
     pub(crate) fn empty() -> ClaimsMapping {
         ClaimsMapping {
+            id: next_id(),
             plan: Source::default(),
             roles: Source::default(),
             seats: Source::default(),
@@ -808,11 +844,12 @@ mod tests {
             ["https://a~b", "x", "~1"]
         );
         // Array members by canonical index only.
-        let list = json!({ "l": ["a", "b"] });
-        let list = list.as_object().unwrap();
-        assert_eq!(at_pointer(list, &Pointer::new("/l/1")), Some(&json!("b")));
-        assert_eq!(at_pointer(list, &Pointer::new("/l/01")), None);
-        assert_eq!(at_pointer(list, &Pointer::new("/l/2")), None);
+        let list = json!(["a", "b"]);
+        let root = [(Cow::Borrowed("l"), Node::of(&list))];
+        let b = Node::Str(Cow::Borrowed("b"));
+        assert_eq!(at_pointer(&root, &Pointer::new("/l/1")), Some(&b));
+        assert_eq!(at_pointer(&root, &Pointer::new("/l/01")), None);
+        assert_eq!(at_pointer(&root, &Pointer::new("/l/2")), None);
     }
 
     #[test]

@@ -27,10 +27,12 @@
 //! assert!(claims.notes().contains(Notes::MALFORMED_SEATS));
 //! ```
 
+pub(crate) mod key;
 mod location;
 mod mapping;
 mod members;
 mod model;
+mod node;
 mod notes;
 mod presets;
 pub(crate) mod reader;

@@ -34,9 +34,12 @@ use serde::de::DeserializeSeed as _;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::key::Key;
 use super::location::ClaimsLocation;
+use super::mapping::ClaimsMapping;
 use super::members::{ClaimMember, ClaimMembers, MemberValue, Took};
 use super::model::Claims;
+use super::node::{NUMBER_TOKEN, Node, OUT_OF_RANGE};
 
 /// Whether serde_json was built with `arbitrary_precision` (one crate in a binary
 /// turning it on turns it on for all). Numbers then reach a visitor as a one-member
@@ -51,13 +54,6 @@ fn arbitrary_precision() -> bool {
             .is_ok_and(|text| text == "1.50")
     })
 }
-
-/// The member name serde_json gives a number under `arbitrary_precision`.
-const NUMBER_TOKEN: &str = "$serde_json::private::Number";
-
-/// The error for a number beyond `f64`'s range, as the parser gives it without
-/// `arbitrary_precision` (recognised by [`read_json`] by its text).
-const OUT_OF_RANGE: &str = "number out of range";
 
 fn out_of_range<E: de::Error>() -> E {
     E::custom(OUT_OF_RANGE)
@@ -299,33 +295,6 @@ impl<'de> de::Deserialize<'de> for Member<'de> {
     }
 }
 
-/// A JSON string, borrowed from the input when it has no escapes (serde borrows a
-/// bare `Cow<str>` field, but copies one inside an `Option`, and always copies a
-/// map key). Member names here; the token header's `kid` and `typ` too.
-pub(crate) struct Key<'a>(pub(crate) Cow<'a, str>);
-
-impl<'de: 'a, 'a> de::Deserialize<'de> for Key<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 /// The registered claims the verifier checks, as found. `sub` is kept too: it names
 /// whose claims these are.
 #[derive(Default, Debug)]
@@ -426,22 +395,38 @@ pub(crate) enum ReadError {
     Repeated(String),
 }
 
+/// Where a payload's subscription claims are: at a location, or where a claims
+/// mapping says (the policy's `claims:` section).
+#[derive(Clone, Copy)]
+pub(crate) enum ClaimsSource<'a> {
+    Location(&'a ClaimsLocation),
+    Mapping(&'a ClaimsMapping),
+}
+
 /// Reads a payload's JSON text: its registered claims are returned, its
-/// subscription claims written into `claims` (which must start empty).
+/// subscription claims written into `claims` (which must start empty). With a
+/// mapping, the members its pointers start at are parsed in the same pass (a
+/// repeated one is refused, as any member tiergate reads) and the rest skipped.
 pub(crate) fn read_json<'a>(
     json: &'a str,
-    location: &ClaimsLocation,
+    source: ClaimsSource<'_>,
     claims: &mut Claims,
 ) -> Result<Registered<'a>, ReadError> {
     let mut repeated = None;
     let mut de = serde_json::Deserializer::from_str(json);
-    let read = de
-        .deserialize_map(PayloadVisitor {
+    let read = match source {
+        ClaimsSource::Location(location) => de.deserialize_map(PayloadVisitor {
             location,
             claims,
             repeated: &mut repeated,
-        })
-        .and_then(|r| de.end().map(|()| r));
+        }),
+        ClaimsSource::Mapping(mapping) => de.deserialize_map(MappedPayloadVisitor {
+            mapping,
+            claims,
+            repeated: &mut repeated,
+        }),
+    };
+    let read = read.and_then(|r| de.end().map(|()| r));
     read.map_err(|e| match repeated {
         Some(name) => ReadError::Repeated(name),
         // "Not an object" only for JSON that is valid: `[1cla3]` is not JSON.
@@ -581,6 +566,46 @@ impl<'de> Visitor<'de> for PayloadVisitor<'_, '_, '_> {
     }
 }
 
+/// [`PayloadVisitor`] for a claims mapping: the registered claims as there, and
+/// the members the mapping's pointers start at kept (as `Value`s) for the mapping.
+struct MappedPayloadVisitor<'m, 'c, 'r> {
+    mapping: &'m ClaimsMapping,
+    claims: &'c mut Claims,
+    repeated: &'r mut Option<String>,
+}
+
+impl<'de> Visitor<'de> for MappedPayloadVisitor<'_, '_, '_> {
+    type Value = Registered<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let wanted = self.mapping.members();
+        let mut reg = Registered::default();
+        let mut kept: Vec<(Cow<'de, str>, Node<'de>)> = Vec::new();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if let Some(s) = Slot::of(&key) {
+                if reg.is_set(s) {
+                    return Err(repeated_error(self.repeated, s.name()));
+                }
+                reg.read(s, &mut map)?;
+            } else if wanted.contains(&&*key) {
+                if kept.iter().any(|(k, _)| *k == key) {
+                    return Err(repeated_error(self.repeated, &key));
+                }
+                let value: Node<'de> = map.next_value()?;
+                kept.push((key, value));
+            } else {
+                map.next_value::<Skip>()?;
+            }
+        }
+        *self.claims = self.mapping.read_members(&kept, None);
+        Ok(reg)
+    }
+}
+
 /// Reads the claims object member by member into a [`Claims`] in place (no map
 /// built first); anything but an object leaves empty claims.
 struct ClaimsInto<'c, 'r> {
@@ -682,7 +707,7 @@ mod tests {
         location: &ClaimsLocation,
     ) -> Result<(Registered<'a>, Claims), ReadError> {
         let mut claims = Claims::default();
-        read_json(json, location, &mut claims).map(|r| (r, claims))
+        read_json(json, ClaimsSource::Location(location), &mut claims).map(|r| (r, claims))
     }
 
     #[test]

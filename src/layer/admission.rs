@@ -4,6 +4,8 @@
 //! refetch for a `kid` not seen yet — is reported as [`Admission::Fetch`] and
 //! done by the service's response future.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, Method, Response};
@@ -11,9 +13,9 @@ use http_body_util::Full;
 
 use super::gate::GateInner;
 use super::response::{self, Protocol};
-use crate::claims::ClaimsMapping;
+use crate::claims::{Claims, ClaimsLocation, ClaimsMapping};
 use crate::engine::TokenPart;
-use crate::token::{TokenError, TokenErrorKind as Kind, VerifiedToken};
+use crate::token::{ClaimsFrom, TokenError, TokenErrorKind as Kind, VerifiedToken};
 use crate::{Entitlements, Policy};
 
 /// What the handler gets: a verified caller, or nobody (a public route).
@@ -65,8 +67,12 @@ impl GateInner {
             Ok(i) => i,
             Err(e) => return self.finish(method, path, headers, now, 0, Err(e)).into(),
         };
-        let (verifier, _) = self.issuer(i);
-        match verifier.verify_fresh_at(token, now, verifier.key_generation()) {
+        let (verifier, own_mapping) = self.issuer(i);
+        // The claims are read in the same pass as the registered claims, through
+        // the mapping in effect (see `entitlements_for`).
+        let policy = self.store.policy();
+        let mapping = own_mapping.or(policy.claims_mapping());
+        match verifier.verify_fresh_at(token, now, verifier.key_generation(), mapping) {
             Err(e) if verifier.may_refetch(&e) => Admission::Fetch(token.to_owned(), i),
             result => self
                 .finish(method, path, headers, now, i, result.map(Some))
@@ -125,7 +131,8 @@ impl GateInner {
             }
             Err(e) => return self.unauthorized(method, path, headers, &e),
         };
-        let ent = entitlements_for(policy, self.issuer(issuer).1, &token, now);
+        let (verifier, mapping) = self.issuer(issuer);
+        let ent = entitlements_for(policy, mapping, verifier.claims_location(), &token, now);
         let d = ent.check_route(method, path);
         let rule = d.rule().map(|r| r.pattern());
         let revision = d.revision();
@@ -267,11 +274,14 @@ pub(crate) fn cookie_values<'h>(
 /// resolved afresh on each request until the cache verifies the token again
 /// (within the cache's maximum age).
 ///
-/// The claims are read with the gate's claims mapping, else the policy's `claims:`
-/// section, else the verifier's claims location (`token.claims()`).
+/// The claims are read with the issuer's (or gate's) claims mapping, else the
+/// policy's `claims:` section, else the verifier's claims location. The verifier
+/// read them already, through that same mapping, unless the token was verified
+/// under another (a policy reload changed the section): then they are read again.
 fn entitlements_for(
     policy: Policy,
     gate_mapping: Option<&ClaimsMapping>,
+    location: &ClaimsLocation,
     token: &VerifiedToken,
     now: i64,
 ) -> Entitlements {
@@ -279,10 +289,16 @@ fn entitlements_for(
     match memo.get() {
         Some(part) if part.belongs_to(&policy) => Entitlements::from_part(policy, part, now),
         _ => {
-            let part = match gate_mapping.or(policy.claims_mapping()) {
-                Some(mapping) => TokenPart::of(&policy, &mapping.read_json(token.raw_payload())),
-                None => TokenPart::of(&policy, token.claims()),
+            let mapping = gate_mapping.or(policy.claims_mapping());
+            let claims = match (mapping, token.claims_from()) {
+                (Some(m), ClaimsFrom::Mapping(id)) if id == m.id => Cow::Borrowed(token.claims()),
+                (None, ClaimsFrom::Location) => Cow::Borrowed(token.claims()),
+                (Some(m), _) => Cow::Owned(m.read_json(token.raw_payload())),
+                (None, ClaimsFrom::Mapping(_)) => {
+                    Cow::Owned(Claims::from_payload_map(token.payload(), location))
+                }
             };
+            let part = TokenPart::of(&policy, &claims);
             let ent = Entitlements::from_part(policy, &part, now);
             // Taken only by the first policy the token meets; a later one resolves
             // its own each time (see above).

@@ -172,7 +172,10 @@ where
                 ResponseFuture::fetching(Box::pin(async move {
                     let g = &gate.0;
                     let now = g.now_secs();
-                    let verified = g.issuer(issuer).0.verify_fetching_at(&token, now).await;
+                    let (verifier, own_mapping) = g.issuer(issuer);
+                    let policy = g.store.policy();
+                    let mapping = own_mapping.or(policy.claims_mapping());
+                    let verified = verifier.verify_fetching_at(&token, now, mapping).await;
                     let path = req.uri().path().to_owned();
                     match g.finish(
                         req.method(),

@@ -188,6 +188,21 @@ fn source(
                 help,
             );
             ok = false;
+        } else if let Some(first) = p
+            .value
+            .strip_prefix('/')
+            .and_then(|r| r.split('/').next())
+            .filter(|f| crate::claims::reader::REGISTERED.contains(f))
+        {
+            error(
+                diags,
+                at,
+                p.value.chars().count().max(1),
+                format!("`/{first}` is a registered claim the verifier checks itself"),
+                "point at where the provider puts the subscription claims, e.g. `/app_metadata/plan`"
+                    .to_owned(),
+            );
+            ok = false;
         } else if p.value.is_empty() {
             error(
                 diags,

@@ -61,5 +61,6 @@ pub(crate) use issuer::peek_issuer;
 pub use jwks::{JwksOptions, JwksStats};
 pub use keys::{KeyError, MIN_HMAC_SECRET_BYTES, VerifyingKey, algorithms_like};
 pub use keyset::{JwksError, KeySet};
+pub(crate) use verified::ClaimsFrom;
 pub use verified::VerifiedToken;
 pub use verify::{DEFAULT_MAX_TOKEN_BYTES, Verifier};

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::b64;
 use super::error::{TokenError, TokenErrorKind as Kind};
-use crate::claims::reader::Key as Text;
+use crate::claims::key::Key as Text;
 
 /// Decoded header bytes kept on the stack.
 const HEADER_ON_STACK: usize = 256;

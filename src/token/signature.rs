@@ -15,8 +15,8 @@ use super::error::{TokenError, TokenErrorKind as Kind};
 use super::keys::VerifyingKey;
 use super::parsed::{Parsed, malformed};
 use super::verified::RawPayload;
-use crate::claims::reader::{self, ReadError, Registered};
-use crate::claims::{Claims, ClaimsLocation};
+use crate::claims::Claims;
+use crate::claims::reader::{self, ClaimsSource, ReadError, Registered};
 
 /// How to check a signature.
 #[derive(Clone, Copy)]
@@ -77,13 +77,14 @@ pub(crate) struct SignedJson<'b> {
 
 impl<'b> SignedJson<'b> {
     /// Reads it with the one payload reader: the registered claims are returned,
-    /// the subscription claims at `location` written into `claims`.
+    /// the subscription claims (at a location, or through a mapping) written into
+    /// `claims`.
     pub(crate) fn read(
         self,
-        location: &ClaimsLocation,
+        source: ClaimsSource<'_>,
         claims: &mut Claims,
     ) -> Result<Registered<'b>, TokenError> {
-        reader::read_json(self.text, location, claims).map_err(|e| match e {
+        reader::read_json(self.text, source, claims).map_err(|e| match e {
             ReadError::NotJson => malformed("the payload is not valid JSON"),
             ReadError::NotObject => malformed("the payload is not a JSON object"),
             ReadError::Repeated(name) => TokenError::new(

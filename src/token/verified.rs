@@ -64,6 +64,17 @@ pub(super) struct TokenInner {
     /// the layer's `admission::entitlements_for`): kept here so that a cached
     /// token's requests skip the plan and role lookups.
     policy_part: OnceLock<TokenPart>,
+    /// What read `claims`: the verifier's location or a claims mapping.
+    pub(super) claims_from: ClaimsFrom,
+}
+
+/// What read a verified token's claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClaimsFrom {
+    /// The verifier's claims location.
+    Location,
+    /// The claims mapping with this id.
+    Mapping(u64),
 }
 
 impl VerifiedToken {
@@ -82,6 +93,7 @@ impl VerifiedToken {
             not_before: None,
             issued_at: None,
             policy_part: OnceLock::new(),
+            claims_from: ClaimsFrom::Location,
         }))
     }
 
@@ -117,6 +129,10 @@ impl VerifiedToken {
     }
 
     /// The payload's JSON text, as verified.
+    pub(crate) fn claims_from(&self) -> ClaimsFrom {
+        self.0.claims_from
+    }
+
     pub(crate) fn raw_payload(&self) -> &[u8] {
         &self.0.raw_payload
     }

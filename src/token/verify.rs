@@ -11,9 +11,11 @@ use super::error::{TokenError, TokenErrorKind as Kind};
 use super::keyset::{KeySet, Miss};
 use super::parsed::{HeaderMemo, HeaderScratch, Parsed, refused_for};
 use super::signature::{self, Method, SignedPayload};
+use super::verified::ClaimsFrom;
 use super::verified::VerifiedToken;
-use crate::claims::ClaimsLocation;
+use crate::claims::reader::ClaimsSource;
 use crate::claims::reader::{Member, NumericDate, Registered};
+use crate::claims::{ClaimsLocation, ClaimsMapping};
 
 /// Tokens longer than this are refused before any decoding (8 KiB).
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -87,10 +89,21 @@ impl Verifier {
     /// [`verify`](Self::verify) at `now` in unix seconds (what the layer calls: it
     /// never needs a calendar date).
     pub(crate) fn verify_at(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
+        self.verify_at_reading(token, now, None)
+    }
+
+    /// [`verify_at`](Self::verify_at), reading the claims through `mapping` when
+    /// one is given (instead of the claims location).
+    pub(crate) fn verify_at_reading(
+        &self,
+        token: &str,
+        now: i64,
+        mapping: Option<&ClaimsMapping>,
+    ) -> Result<VerifiedToken, TokenError> {
         let generation = self.key_generation();
         match self.cached_at(token.as_bytes(), now, generation) {
             Some(hit) => Ok(hit),
-            None => self.verify_fresh_at(token, now, generation),
+            None => self.verify_fresh_at(token, now, generation, mapping),
         }
     }
 
@@ -116,8 +129,14 @@ impl Verifier {
         token: &str,
         now: i64,
         generation: u64,
+        mapping: Option<&ClaimsMapping>,
     ) -> Result<VerifiedToken, TokenError> {
-        let verified = self.verify_uncached(token, now)?;
+        let source = match mapping {
+            Some(m) => ClaimsSource::Mapping(m),
+            None => ClaimsSource::Location(&self.0.location),
+        };
+        let verified =
+            self.verify_with(token, now, Method::Fastest, Some(&self.0.headers), source)?;
         if let Some(cache) = &self.0.cache {
             cache.insert(token.as_bytes(), &verified, now, self.0.leeway, generation);
         }
@@ -145,13 +164,6 @@ impl Verifier {
         self.0.cache.as_ref().map_or(0, TokenCache::len)
     }
 
-    /// Verifies: header, key and signature, then the payload, read once by the
-    /// one payload reader ([`crate::claims::reader`]). A failure's reason goes
-    /// through [`refused_for`], which puts a malformed token's reason first.
-    fn verify_uncached(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
-        self.verify_with(token, now, Method::Fastest, Some(&self.0.headers))
-    }
-
     /// Verifies with every signature checked by `jsonwebtoken::crypto` (never the
     /// precomputed HMAC states) and no remembered headers: for the differential
     /// tests that hold the two signature checks to the same answers.
@@ -162,15 +174,20 @@ impl Verifier {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<VerifiedToken, TokenError> {
-        self.verify_with(token, now.timestamp(), Method::Library, None)
+        let source = ClaimsSource::Location(&self.0.location);
+        self.verify_with(token, now.timestamp(), Method::Library, None, source)
     }
 
+    /// Verifies: header, key and signature, then the payload, read once by the
+    /// one payload reader ([`crate::claims::reader`]). A failure's reason goes
+    /// through [`refused_for`], which puts a malformed token's reason first.
     fn verify_with(
         &self,
         token: &str,
         now: i64,
         method: Method,
         memo: Option<&HeaderMemo>,
+        source: ClaimsSource<'_>,
     ) -> Result<VerifiedToken, TokenError> {
         let verify = || {
             let mut scratch = HeaderScratch::new();
@@ -180,7 +197,11 @@ impl Verifier {
             let mut verified = VerifiedToken::blank(parsed.alg, key_id);
             let inner = verified.unique();
             let json = signed.decode(&mut inner.raw_payload)?;
-            let registered = json.read(&self.0.location, &mut inner.claims)?;
+            let registered = json.read(source, &mut inner.claims)?;
+            inner.claims_from = match source {
+                ClaimsSource::Location(_) => ClaimsFrom::Location,
+                ClaimsSource::Mapping(m) => ClaimsFrom::Mapping(m.id),
+            };
             let times = self.check_registered(&registered, now)?;
             inner.subject = registered
                 .sub
@@ -205,23 +226,31 @@ impl Verifier {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<VerifiedToken, TokenError> {
-        self.verify_fetching_at(token, now.timestamp()).await
+        self.verify_fetching_at(token, now.timestamp(), None).await
     }
 
     pub(crate) async fn verify_fetching_at(
         &self,
         token: &str,
         now: i64,
+        mapping: Option<&ClaimsMapping>,
     ) -> Result<VerifiedToken, TokenError> {
-        let first = self.verify_at(token, now);
+        let first = self.verify_at_reading(token, now, mapping);
         #[cfg(feature = "jwks")]
         if let (Err(e), Some(jwks)) = (&first, &self.0.jwks)
             && e.kind() == Kind::UnknownKey
         {
             jwks.refetch().await;
-            return self.verify_at(token, now).map_err(|e| jwks.explain(e));
+            return self
+                .verify_at_reading(token, now, mapping)
+                .map_err(|e| jwks.explain(e));
         }
         first
+    }
+
+    /// Where this verifier reads claims when no mapping is given.
+    pub(crate) fn claims_location(&self) -> &ClaimsLocation {
+        &self.0.location
     }
 
     /// What the JWKS cache has done, when keys come from a JWKS URL.
