@@ -88,7 +88,7 @@ pub(crate) struct Source {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pointer {
     text: String,
-    segments: Box<[Box<str>]>,
+    pub(crate) segments: Box<[Box<str>]>,
 }
 
 impl Pointer {

@@ -791,3 +791,188 @@ mod tests {
         }
     }
 }
+
+/// The three ways a mapping reads a payload agree, for every preset, on generated
+/// payloads in the providers' shapes: in the verifier's one pass (this reader),
+/// over a parsed `Value` (`ClaimsMapping::read`, what `explain` and apps use) and
+/// over the JSON text alone (`ClaimsMapping::read_json`, after a reload).
+#[cfg(test)]
+mod mapped_differential {
+    use super::*;
+    use crate::claims::PRESETS;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!(null)),
+            Just(json!(true)),
+            (0u64..20).prop_map(|n| json!(n)),
+            Just(json!(-3.5)),
+            prop::sample::select(vec![
+                "pro",
+                "free",
+                "starter",
+                "u:free,o:pro",
+                "o:sso, o:api",
+                "Plan.pro",
+                "Role.admin",
+                "admin",
+                "",
+                " ",
+                "5",
+                "2026-04-15",
+                "sso,,scim",
+                "plan.pro",
+                "a\"b",
+            ])
+            .prop_map(|s| json!(s)),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((key(), inner), 0..4)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "plan",
+            "pla",
+            "fea",
+            "o",
+            "rol",
+            "claims",
+            "role",
+            "roles",
+            "seats",
+            "trial_ends",
+            "features",
+            "custom:plan",
+            "cognito:groups",
+            "custom:features",
+            "realm_access",
+            "resource_access",
+            "my-api",
+            "app_metadata",
+            "user_role",
+            "feature_flags",
+            "v",
+            "key",
+            "entitlements",
+            "groups",
+            "urn:zitadel:iam:org:project:roles",
+            "https://acme.com/plan",
+            "https://acme.com/roles",
+            "sub",
+            "iss",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    /// Every pointer some preset reads.
+    fn pointers() -> Vec<Vec<String>> {
+        let mut all: Vec<Vec<String>> = presets()
+            .iter()
+            .flat_map(|m| {
+                m.sources()
+                    .into_iter()
+                    .flat_map(|s| s.from.clone())
+                    .collect::<Vec<_>>()
+            })
+            .map(|p| p.segments.iter().map(|s| s.to_string()).collect())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Puts `v` at `path`, making objects on the way (an existing non-object is
+    /// replaced).
+    fn set_at(root: &mut Value, path: &[String], v: Value) {
+        let Some((first, rest)) = path.split_first() else {
+            *root = v;
+            return;
+        };
+        if !root.is_object() {
+            *root = json!({});
+        }
+        let child = root
+            .as_object_mut()
+            .unwrap()
+            .entry(first.clone())
+            .or_insert(Value::Null);
+        set_at(child, rest, v);
+    }
+
+    /// Random members, then values put where the presets look (strings, lists of
+    /// strings or of objects with `key`, flag objects), so every preset finds
+    /// something to read, of the right type or not.
+    fn payload() -> impl Strategy<Value = Value> {
+        let names = prop::collection::vec(
+            prop_oneof![
+                leaf(),
+                prop::collection::vec(leaf(), 0..4).prop_map(Value::Array),
+                prop::collection::vec(leaf(), 0..3).prop_map(|vs| Value::Array(
+                    vs.into_iter().map(|v| json!({ "key": v })).collect()
+                )),
+                (leaf(), any::<bool>()).prop_map(
+                    |(v, b)| json!({ "sso": { "v": b }, "plan.pro": { "1": v }, "api": v })
+                ),
+                value(),
+            ],
+            1..6,
+        );
+        (
+            prop::collection::vec((key(), value()), 0..5),
+            prop::collection::vec(prop::sample::select(pointers()), 1..6),
+            names,
+        )
+            .prop_map(|(kv, at, vs)| {
+                let mut p = Value::Object(kv.into_iter().collect());
+                for (path, v) in at.iter().zip(vs) {
+                    set_at(&mut p, path, v);
+                }
+                p
+            })
+    }
+
+    fn presets() -> Vec<ClaimsMapping> {
+        PRESETS
+            .iter()
+            .map(|name| {
+                let params: &[(&str, &str)] = match *name {
+                    "auth0" => &[("namespace", "https://acme.com/")],
+                    "keycloak" => &[("client", "my-api")],
+                    _ => &[],
+                };
+                ClaimsMapping::preset(name, params).unwrap()
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn one_pass_parsed_and_text_readings_agree(p in payload()) {
+            let text = p.to_string();
+            for m in presets() {
+                let mut one_pass = Claims::default();
+                // `sub` and `iss` as strings or not: the registered claims may be refused
+                // on their own terms, which is not what this compares.
+                if read_json(&text, ClaimsSource::Mapping(&m), &mut one_pass).is_err() {
+                    continue;
+                }
+                let parsed = m.read(&p);
+                prop_assert_eq!(&one_pass, &parsed, "{}\n{}", m, text);
+                prop_assert_eq!(&m.read_json(text.as_bytes()), &parsed, "{}\n{}", m, text);
+            }
+        }
+    }
+}
