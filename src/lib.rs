@@ -36,10 +36,13 @@
 //! - [`policy`]: loading a policy — parse, validate (located errors), compile.
 //! - [`engine`]: the compiled [`Policy`], [`Entitlements`] and [`Decision`]s.
 //! - [`claims`]: reading `plan`, `role`, `trial_ends`, `seats` tolerantly, and [`Notes`]
-//!   on what could not be read; the one payload reader every token goes through.
+//!   on what could not be read; the one payload reader every token goes through;
+//!   [`ClaimsMapping`] and its presets, for tokens from Auth0, Clerk, Keycloak,
+//!   Cognito and other identity providers (`docs/identity-providers.md`).
 //! - [`reload`]: [`PolicyStore`], the active policy swapped on file changes.
 //! - [`token`]: access-token verification (keys, JWKS, the checks `jsonwebtoken` leaves open).
-//! - [`layer`]: [`TierGate`], the tower layer for axum and tonic; [`require_feature`].
+//! - [`layer`]: [`TierGate`], the tower layer for axum and tonic, with one or several
+//!   [`Issuer`]s; [`require_feature`].
 //! - `extract` (feature `axum`): extractors for [`Entitlements`] and the verified token;
 //!   `grpc` (feature `tonic`): the same for tonic handlers.
 //! - [`policy_test`]: running `*.test.yaml` cases; [`diff`]: what a change does.
