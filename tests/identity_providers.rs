@@ -245,6 +245,17 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// The verifier every single-issuer test here uses: the test secret, issuer and
+/// audience.
+fn test_verifier() -> Verifier {
+    Verifier::builder()
+        .hmac_secret(Algorithm::HS256, SECRET)
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap()
+}
+
 fn policy_text(section: &str) -> String {
     format!("{}\nclaims: {section}\n", tiergate::EXAMPLE_POLICY)
 }
@@ -300,14 +311,7 @@ async fn every_preset_reads_its_providers_token_through_the_layer() {
             .unwrap_or_else(|e| panic!("{}: {e}", case.preset));
         let gate = TierGate::builder()
             .policy(policy.clone())
-            .verifier(
-                Verifier::builder()
-                    .hmac_secret(Algorithm::HS256, SECRET)
-                    .issuer(ISSUER)
-                    .audience(AUDIENCE)
-                    .build()
-                    .unwrap(),
-            )
+            .verifier(test_verifier())
             .build()
             .unwrap();
         let app = Router::new()
@@ -602,14 +606,7 @@ async fn a_reload_that_changes_the_mapping_rereads_cached_tokens() {
     let store = tiergate::PolicyStore::open(&file).unwrap();
     let gate = TierGate::builder()
         .store(store.clone())
-        .verifier(
-            Verifier::builder()
-                .hmac_secret(Algorithm::HS256, SECRET)
-                .issuer(ISSUER)
-                .audience(AUDIENCE)
-                .build()
-                .unwrap(),
-        )
+        .verifier(test_verifier())
         .build()
         .unwrap();
     let app = Router::new()
