@@ -54,5 +54,6 @@ pub use body::DenialBody;
 pub use caller::Caller;
 pub use gate::{BuildError, Clock, Issuer, TierGate, TierGateBuilder};
 pub use require_feature::{RequireFeature, RequireFeatureLayer, require_feature};
+#[cfg(feature = "axum")]
 pub(crate) use response::missing_entitlements;
 pub use service::{ResponseFuture, TierGateLayer, TierGateService};
