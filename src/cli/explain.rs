@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::{Value, json};
 use tiergate::claims::ReadFrom;
-use tiergate::token::{Algorithm, Verifier, VerifyingKey};
+use tiergate::token::{Algorithm, VerifiedToken, Verifier, VerifyingKey};
 use tiergate::{Claims, ClaimsMapping, Decision, Entitlements, PlanSource, Policy, Trial};
 
 use crate::Format;
@@ -81,13 +81,22 @@ pub(crate) fn run(args: ExplainArgs) -> Result<ExitCode, String> {
         // The token is checked as the layer would check it now; `--now` only moves
         // the policy's clock (to see a trial's state on another day, say).
         (None, Some(t)) => {
-            let payload = verified_payload(&args, t, Utc::now())?;
-            // As the layer reads it: the policy's `claims:` section, else the
-            // reference layout (`preset: tiergate`).
-            let default = ClaimsMapping::tiergate();
-            let mapping = policy.claims_mapping().unwrap_or(&default);
-            let (claims, from) = mapping.read_explained(&payload);
-            (claims, Some((mapping.clone(), from)))
+            let verified = verified_token(&args, t, Utc::now())?;
+            let payload = Value::Object(verified.payload().clone());
+            // As the layer reads it: through the policy's `claims:` section, else
+            // with the verifier's own reader (where the reference layout, `preset:
+            // tiergate`, says each claim was found).
+            match policy.claims_mapping() {
+                Some(mapping) => {
+                    let (claims, from) = mapping.read_explained(&payload);
+                    (claims, Some((mapping.clone(), from)))
+                }
+                None => {
+                    let mapping = ClaimsMapping::tiergate();
+                    let (_, from) = mapping.read_explained(&payload);
+                    (verified.claims().clone(), Some((mapping, from)))
+                }
+            }
         }
         (None, None) => return Err("give --claims or --token".into()),
     };
@@ -139,8 +148,12 @@ pub(crate) fn run(args: ExplainArgs) -> Result<ExitCode, String> {
 
 /// Verifies `token` as the layer would at `now` (with the layer's `Verifier`: key
 /// bound to its algorithm, `exp` required, `nbf`/`iat` with the default 30 s leeway,
-/// `iss`/`aud` when given), and returns its payload for the claims mapping.
-fn verified_payload(args: &ExplainArgs, token: &str, now: DateTime<Utc>) -> Result<Value, String> {
+/// `iss`/`aud` when given).
+fn verified_token(
+    args: &ExplainArgs,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<VerifiedToken, String> {
     let keys = match (&args.secret, &args.public_key) {
         (Some(secret), None) => [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]
             .into_iter()
@@ -175,7 +188,7 @@ fn verified_payload(args: &ExplainArgs, token: &str, now: DateTime<Utc>) -> Resu
     let verified = verifier
         .verify(token.trim(), now)
         .map_err(|e| format!("the token does not verify: {e}"))?;
-    Ok(Value::Object(verified.payload().clone()))
+    Ok(verified)
 }
 
 /// The claims mapping in use, then where each claim was found in the token: the

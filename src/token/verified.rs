@@ -123,7 +123,10 @@ impl VerifiedToken {
         self.get_str("iss")
     }
 
-    /// The subscription claims (`plan`, `role`, `trial_ends`, `seats`, custom).
+    /// The subscription claims (`plan`, `role`, `trial_ends`, `seats`, custom), as the
+    /// verifier read them: at its claims location, or, behind a `TierGate` whose
+    /// policy has a `claims:` section, through that mapping (then without custom
+    /// claims: read those from [`payload`](Self::payload)).
     pub fn claims(&self) -> &Claims {
         &self.0.claims
     }
