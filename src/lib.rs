@@ -45,7 +45,8 @@
 //!   [`Issuer`]s; [`require_feature`].
 //! - `extract` (feature `axum`): extractors for [`Entitlements`] and the verified token;
 //!   `grpc` (feature `tonic`): the same for tonic handlers.
-//! - [`policy_test`]: running `*.test.yaml` cases; [`diff`]: what a change does.
+//! - [`policy_test`]: running `*.test.yaml` cases; [`diff`]: what a change does;
+//!   [`matrix`]: the plans side by side.
 //!
 //! - `server` (feature `server`): the reference claims-issuing server behind
 //!   `tiergate serve`, with its admin dashboard: `ServeOptions` and `Server`, nothing
@@ -78,6 +79,7 @@ pub mod extract;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 pub mod layer;
+pub mod matrix;
 pub mod policy;
 pub mod policy_test;
 pub mod reload;

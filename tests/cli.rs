@@ -620,3 +620,36 @@ fn explain_refuses_a_token_the_layer_would_refuse() {
     // The same token without the audience requirement is explained.
     assert_eq!(explain(&no_aud, &[]).0, Some(0));
 }
+
+/// `tiergate matrix` in each format on the shipped policy, to expected output
+/// (`UPDATE_EXPECTED=1` rewrites it after an intended change).
+#[test]
+fn matrix_in_every_format() {
+    for format in ["text", "markdown", "html", "json"] {
+        let (code, out) = tiergate(&["matrix", "policies/saas.yaml", "--format", format]);
+        assert_eq!(code, 0, "{format}: {out}");
+        expect(&format!("matrix_{format}"), &out);
+    }
+    // The JSON is the library's `Matrix`, whatever the build's serde_json features.
+    let (_, out) = tiergate(&["matrix", "policies/saas.yaml", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["plans"],
+        serde_json::json!(["free", "starter", "pro", "enterprise"])
+    );
+    let invite = v["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["feature"] == "members.invite")
+        .unwrap();
+    assert_eq!(invite["when"], "with at least 2 seats");
+    assert_eq!(
+        invite["plans"],
+        serde_json::json!([false, true, true, true])
+    );
+    // A broken policy prints its errors and exits 1, as `check` does.
+    let (code, out) = tiergate(&["matrix", "tests/broken/duplicate_plan.yaml"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("error:"), "{out}");
+}

@@ -5,15 +5,23 @@ use std::process::ExitCode;
 
 use serde_json::json;
 use tiergate::Policy;
+use tiergate::matrix::Matrix;
 
 use crate::Format;
 use crate::report::print_json;
 
 pub(crate) fn run(old: &str, new: &str, format: Format) -> Result<ExitCode, String> {
-    let d = tiergate::diff::PolicyDiff::between(&load(old)?, &load(new)?);
+    let (old, new) = (load(old)?, load(new)?);
+    let d = tiergate::diff::PolicyDiff::between(&old, &new);
     match format {
         Format::Text => print!("{}", d.to_text()),
-        Format::Markdown => print!("{}", d.to_markdown()),
+        Format::Markdown => {
+            print!("{}", d.to_markdown());
+            let cells = Matrix::of(&old).changes_markdown(&Matrix::of(&new));
+            if !cells.is_empty() {
+                print!("\n{cells}");
+            }
+        }
         Format::Json => print_json(
             &json!({ "downgrades": d.has_downgrades(), "plans": d.plans, "roles": d.roles, "routes": d.routes }),
         ),

@@ -2,7 +2,8 @@
 //!
 //! `tiergate check` validates policy files, `tiergate test` runs their
 //! `*.test.yaml` cases, `tiergate explain` shows how one caller is decided,
-//! `tiergate diff` shows what a change does to customers, `tiergate token` mints a
+//! `tiergate diff` shows what a change does to customers, `tiergate matrix` shows
+//! the plans side by side, `tiergate token` mints a
 //! development token. With the `server` feature: `serve` (the reference claims
 //! server and its dashboard), `client create`, `admin create`, `keys rotate`.
 //!
@@ -12,6 +13,7 @@ mod args;
 mod check;
 mod diff;
 mod explain;
+mod matrix;
 mod policy_tests;
 mod report;
 #[cfg(feature = "server")]
@@ -109,6 +111,16 @@ enum Command {
     /// Ask about a request (`GET /api/reports/q1`), a feature (`--feature`) or a
     /// limit (`--limit NAME --used N`).
     Explain(explain::ExplainArgs),
+    /// Show the plans side by side: each feature (rows) on each plan (columns, in
+    /// tier order), ✓ when the plan includes it (✓* when it also needs a role,
+    /// seats or the like, said under the table), the limits, and what an active
+    /// trial adds.
+    Matrix {
+        /// The policy file.
+        policy: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: matrix::MatrixFormat,
+    },
 }
 
 fn main() -> ExitCode {
@@ -119,6 +131,7 @@ fn main() -> ExitCode {
         Command::Diff { old, new, format } => diff::run(&old, &new, format),
         Command::Token(args) => token::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Matrix { policy, format } => matrix::run(&policy, format),
         #[cfg(feature = "server")]
         Command::Serve(args) => {
             args::parse_ttl(&args.token_ttl).and_then(|ttl| server_commands::serve(args, ttl))
