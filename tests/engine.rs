@@ -307,7 +307,13 @@ fn decision_and_summary_serialize_for_clients() {
     assert_eq!(d["upgrade_to"], json!("pro"));
     assert_eq!(d["plan"], json!("free"));
     assert_eq!(d["rule"]["pattern"], json!("/api/sso/config"));
-    assert_eq!(d["rule"]["line"], json!(57));
+    // The line the rule is written on in the shipped file.
+    let line = tiergate::EXAMPLE_POLICY
+        .lines()
+        .position(|l| l.contains("path: /api/sso/config"))
+        .unwrap()
+        + 1;
+    assert_eq!(d["rule"]["line"], json!(line));
     assert_eq!(d["notes"], json!(["malformed_seats"]));
     assert_eq!(d["revision"], json!(p.revision().to_string()));
 

@@ -266,12 +266,15 @@ fn a_syntax_error_is_rejected_with_its_line() {
 #[test]
 fn a_validation_error_is_rejected_with_its_line() {
     let f = fixture();
-    std::fs::write(
-        &f.path,
-        policy_a().replace("require: reports.export }", "require: reports.exprot }"),
-    )
-    .unwrap();
-    f.expect_rejected(Some(54), "did you mean `reports.export`?");
+    let broken = policy_a().replace("require: reports.export }", "require: reports.exprot }");
+    // The line the misspelling is on.
+    let line = broken
+        .lines()
+        .position(|l| l.contains("reports.exprot"))
+        .unwrap()
+        + 1;
+    std::fs::write(&f.path, &broken).unwrap();
+    f.expect_rejected(Some(line), "did you mean `reports.export`?");
 }
 
 #[test]

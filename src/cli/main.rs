@@ -115,6 +115,10 @@ enum Command {
     /// tier order), ✓ when the plan includes it (✓* when it also needs a role,
     /// seats or the like, said under the table), the limits, and what an active
     /// trial adds.
+    /// Print the JSON Schema (draft 2020-12) of the policy language, for editors:
+    /// save it and start a policy with
+    /// `# yaml-language-server: $schema=./tiergate-policy.schema.json`.
+    Schema,
     Matrix {
         /// The policy file.
         policy: PathBuf,
@@ -132,6 +136,10 @@ fn main() -> ExitCode {
         Command::Token(args) => token::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Matrix { policy, format } => matrix::run(&policy, format),
+        Command::Schema => {
+            report::print_json(&tiergate::policy::json_schema());
+            Ok(ExitCode::SUCCESS)
+        }
         #[cfg(feature = "server")]
         Command::Serve(args) => {
             args::parse_ttl(&args.token_ttl).and_then(|ttl| server_commands::serve(args, ttl))

@@ -27,6 +27,10 @@ pub(crate) mod compile;
 mod diagnostic;
 pub(crate) mod model;
 pub(crate) mod parse;
+#[cfg(feature = "cli")]
+mod schema;
+#[cfg(feature = "cli")]
+mod schema_names;
 pub(crate) mod suggest;
 pub(crate) mod validate;
 
@@ -184,6 +188,15 @@ impl Policy {
 }
 
 /// Reads a policy file with the size cap applied before reading it whole.
+/// The JSON Schema (draft 2020-12) of the policy language, derived from the
+/// parser's own types: what `tiergate schema` prints, for editors
+/// (yaml-language-server, JetBrains) to complete, document and check a policy
+/// as it is typed.
+#[cfg(feature = "cli")]
+pub fn json_schema() -> serde_json::Value {
+    schema::policy_schema()
+}
+
 pub(crate) fn read_policy_file(path: &Path) -> Result<String, PolicyError> {
     let io = |source| PolicyError::Io {
         path: path.to_owned(),

@@ -18,56 +18,91 @@ use super::suggest::did_you_mean;
 pub(crate) const HELP_MARKER: &str = " |help| ";
 
 /// The whole policy file.
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PolicyDoc {
+    /// The policy language's version: `1`.
+    #[cfg_attr(feature = "cli", schemars(with = "u64", extend("const" = 1)))]
     pub version: Spanned<u64>,
+    /// The plans, lowest tier first: this order is the tier order (`plan_at_least`, upgrade hints).
+    #[cfg_attr(feature = "cli", schemars(with = "OrderedMap<PlanDoc>"))]
     pub plans: Spanned<OrderedMap<PlanDoc>>,
     #[serde(default)]
+    /// The plan of a caller whose token names no plan, or one this file does not know (default: the first plan).
+    #[cfg_attr(feature = "cli", schemars(with = "Option<super::schema_names::Name>"))]
     pub default_plan: Option<Spanned<String>>,
+    /// A free trial: while `trial_ends` is in the future the caller has this plan too.
     #[serde(default)]
     pub trial: Option<TrialDoc>,
+    /// Roles (from the token's `role`/`roles`) and the features each grants whatever the plan.
     #[serde(default)]
     pub roles: OrderedMap<RoleDoc>,
+    /// Every feature used anywhere is declared here.
     #[serde(default)]
     pub features: OrderedMap<FeatureDoc>,
     #[serde(default)]
+    /// Routes and what they require; the most specific match wins (static > `{param}` > `{*rest}`).
+    #[cfg_attr(feature = "cli", schemars(with = "Vec<RouteDoc>"))]
     pub routes: Vec<Spanned<RouteDoc>>,
     #[serde(default)]
+    /// What happens to a request no route matches (default: `deny`).
+    #[cfg_attr(feature = "cli", schemars(with = "Option<Unmatched>"))]
     pub unmatched: Option<Spanned<Unmatched>>,
     /// Where the subscription claims are in a token (default: `preset: tiergate`).
     #[serde(default)]
+    #[cfg_attr(feature = "cli", schemars(with = "Option<ClaimsDoc>"))]
     pub claims: Option<Spanned<ClaimsDoc>>,
 }
 
 /// The `claims:` section: a preset with its parameters, and/or a source per claim
 /// (a claim given here replaces the preset's).
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClaimsDoc {
     #[serde(default)]
+    /// An identity provider's layout (docs/identity-providers.md).
+    #[cfg_attr(
+        feature = "cli",
+        schemars(with = "Option<super::schema_names::Preset>")
+    )]
     pub preset: Option<Spanned<String>>,
     /// `auth0`: the prefix of the namespaced claims.
     #[serde(default)]
+    #[cfg_attr(feature = "cli", schemars(with = "Option<String>"))]
     pub namespace: Option<Spanned<String>>,
     /// `keycloak`: whose client roles to read.
     #[serde(default)]
+    #[cfg_attr(feature = "cli", schemars(with = "Option<String>"))]
     pub client: Option<Spanned<String>>,
     /// `clerk`: `org` or `user`.
     #[serde(default)]
+    #[cfg_attr(feature = "cli", schemars(with = "Option<String>"))]
     pub scope: Option<Spanned<String>>,
     /// `okta`: the groups claim's name.
     #[serde(default)]
+    #[cfg_attr(feature = "cli", schemars(with = "Option<String>"))]
     pub groups: Option<Spanned<String>>,
     #[serde(default)]
+    /// Where `plan` is in the token: a JSON Pointer, a list of them, or a map with steps.
+    #[cfg_attr(feature = "cli", schemars(with = "Option<SourceDoc>"))]
     pub plan: Option<Spanned<SourceDoc>>,
     #[serde(default)]
+    /// Where `roles` is in the token: a JSON Pointer, a list of them, or a map with steps.
+    #[cfg_attr(feature = "cli", schemars(with = "Option<SourceDoc>"))]
     pub roles: Option<Spanned<SourceDoc>>,
     #[serde(default)]
+    /// Where `seats` is in the token: a JSON Pointer, a list of them, or a map with steps.
+    #[cfg_attr(feature = "cli", schemars(with = "Option<SourceDoc>"))]
     pub seats: Option<Spanned<SourceDoc>>,
     #[serde(default)]
+    /// Where `trial_ends` is in the token: a JSON Pointer, a list of them, or a map with steps.
+    #[cfg_attr(feature = "cli", schemars(with = "Option<SourceDoc>"))]
     pub trial_ends: Option<Spanned<SourceDoc>>,
     #[serde(default)]
+    /// Where `features` is in the token: a JSON Pointer, a list of them, or a map with steps.
+    #[cfg_attr(feature = "cli", schemars(with = "Option<SourceDoc>"))]
     pub features: Option<Spanned<SourceDoc>>,
 }
 
@@ -159,19 +194,27 @@ impl SourceDoc {
     }
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlanDoc {
+    /// What it is, for the people who read the file (and the dashboard).
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
+    /// A lower plan whose features and limits this plan has too.
+    #[cfg_attr(feature = "cli", schemars(with = "Option<super::schema_names::Name>"))]
     pub extends: Option<Spanned<String>>,
     #[serde(default)]
+    #[cfg_attr(feature = "cli", schemars(with = "Vec<super::schema_names::Name>"))]
     pub features: Vec<Spanned<String>>,
     #[serde(default)]
+    /// Numeric limits: a whole number or `unlimited` (inherited ones may only grow).
+    #[cfg_attr(feature = "cli", schemars(with = "OrderedMap<LimitValue>"))]
     pub limits: OrderedMap<Spanned<LimitValue>>,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RoleDoc {
@@ -180,37 +223,58 @@ pub(crate) struct RoleDoc {
     #[allow(dead_code)]
     pub description: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "cli", schemars(with = "Vec<super::schema_names::Name>"))]
     pub features: Vec<Spanned<String>>,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FeatureDoc {
+    /// What it is, for the people who read the file (and the dashboard).
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
+    /// An extra condition the feature needs wherever it is granted (seats, role, plan, trial).
+    #[cfg_attr(feature = "cli", schemars(with = "Option<Condition>"))]
     pub when: Option<Spanned<Condition>>,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TrialDoc {
+    /// The plan an active trial lifts a caller to (never lower than their own).
+    #[cfg_attr(feature = "cli", schemars(with = "super::schema_names::Name"))]
     pub plan: Spanned<String>,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RouteDoc {
+    /// The path pattern: `/api/reports`, `/api/users/{id}`, `/api/files/{*rest}` (quote one with braces).
+    #[cfg_attr(feature = "cli", schemars(with = "String"))]
     pub path: Spanned<String>,
     #[serde(default)]
+    /// The HTTP methods this route covers (default: all).
+    #[cfg_attr(
+        feature = "cli",
+        schemars(with = "Option<Vec<super::schema_names::Method>>")
+    )]
     pub methods: Option<Vec<Spanned<String>>>,
     #[serde(default)]
+    /// `true`: no token needed at all.
+    #[cfg_attr(feature = "cli", schemars(with = "Option<bool>"))]
     pub public: Option<Spanned<bool>>,
     #[serde(default)]
+    /// What a caller needs (a feature name, or a condition); none: any signed-in caller.
+    #[cfg_attr(feature = "cli", schemars(with = "Option<Condition>"))]
     pub require: Option<Spanned<Condition>>,
     /// `false` puts the route in observe mode: the layer logs would-be denials and
     /// lets the request through.
     #[serde(default)]
+    #[cfg_attr(feature = "cli", schemars(with = "Option<bool>"))]
     pub enforce: Option<Spanned<bool>>,
     /// Accepted so authors can say what a route is for; the engine does not read it.
     #[serde(default)]
@@ -219,6 +283,7 @@ pub(crate) struct RouteDoc {
 }
 
 /// What happens to a request no route matches.
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Unmatched {
@@ -350,6 +415,7 @@ impl<'de> Deserialize<'de> for OneOrMany {
 }
 
 /// The trial states a condition can ask for.
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum TrialCond {
@@ -358,9 +424,12 @@ pub(crate) enum TrialCond {
     None,
 }
 
+#[cfg_attr(feature = "cli", derive(schemars::JsonSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SeatsDoc {
+    /// The smallest seat count that satisfies it.
+    #[cfg_attr(feature = "cli", schemars(with = "u64"))]
     pub at_least: Spanned<u64>,
 }
 
