@@ -224,6 +224,10 @@ async fn an_admin_changes_a_plan_in_the_browser_and_the_next_token_carries_it() 
             "dee@example.com",
             json!({ "plan": "enterprise", "seats": 80 }),
         ),
+        (
+            "eve@example.com",
+            json!({ "plan": "free", "trial_ends": (chrono::Utc::now() + chrono::Duration::days(3)).format("%Y-%m-%d").to_string() }),
+        ),
     ] {
         assert_eq!(set(email, claims).await.unwrap().status(), 200);
     }
@@ -377,6 +381,44 @@ async fn an_admin_changes_a_plan_in_the_browser_and_the_next_token_carries_it() 
         .unwrap();
     assert_eq!(verified.claims().plan(), Some("starter"));
     assert_eq!(verified.claims().seats(), Some(3));
+
+    // The Policy page: the running policy's matrix, its revision, users per plan
+    // now (Ada's trial lifts her to pro, Eve's too) and Eve's trial, which ends
+    // within the week.
+    click_and_wait(&c, Locator::Id("nav-policy")).await;
+    assert!(text(&c, "#matrix").await.contains("reports.export"));
+    assert_eq!(text(&c, "#revision").await.len(), 12);
+    let per_plan = text(&c, "#users-per-plan").await;
+    assert!(per_plan.contains("pro 3"), "{per_plan}");
+    assert!(per_plan.contains("enterprise 1"), "{per_plan}");
+    assert!(text(&c, "#trials-ending").await.contains("eve@example.com"));
+    screenshot(&c, "dashboard-policy.png").await;
+
+    // The user list, filtered by plan (from the policy page's link), then by trial.
+    click_and_wait(&c, Locator::LinkText("starter")).await;
+    let list = text(&c, "#users").await;
+    assert!(
+        list.contains("bob@example.com") && !list.contains("ada@example.com"),
+        "{list}"
+    );
+    c.find(Locator::Css("#plan-filter option[value='']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css("#trial-filter option[value='active']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click_and_wait(&c, Locator::Id("search-button")).await;
+    let list = text(&c, "#users").await;
+    assert!(
+        list.contains("eve@example.com") && !list.contains("bob@example.com"),
+        "{list}"
+    );
 
     // Sign out: back to the sign-in page, and the dashboard is closed.
     click_and_wait(&c, Locator::Id("sign-out")).await;

@@ -810,6 +810,42 @@ async fn dashboard_api_finds_edits_and_previews_users(b: Backend) {
     assert_eq!(view["audit"][0]["actor"], "admin:root@example.com");
     assert_eq!(view["audit"][0]["after"]["seats"], 5);
 
+    // The list filtered by each user's plan and trial under the running policy, now.
+    let list = |path: &'static str| {
+        let get = &get;
+        async move {
+            get(path.into())
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let starter = list("/api/dashboard/users?plan=starter").await;
+    assert_eq!(starter["total"], 1, "{starter}");
+    assert_eq!(starter["users"][0]["email"], "ada@example.com");
+    let expired = list("/api/dashboard/users?trial=expired").await;
+    assert_eq!(expired["total"], 1, "{expired}");
+    let free = list("/api/dashboard/users?plan=free&trial=none&search=user&page=2").await;
+    assert_eq!(
+        (free["total"].as_i64(), free["pages"].as_i64()),
+        (Some(25), Some(2))
+    );
+    assert_eq!(free["users"].as_array().unwrap().len(), 5);
+    assert_eq!(free["users"][0]["email"], "user20@example.com");
+    assert_eq!(list("/api/dashboard/users?plan=pro").await["total"], 0);
+    // The policy page's content: users per plan now, every plan listed in tier order.
+    let policy = list("/api/dashboard/policy").await;
+    assert_eq!(
+        policy["users_per_plan"],
+        json!([["free", 25], ["starter", 1], ["pro", 0], ["enterprise", 0]]),
+        "{policy}"
+    );
+    assert_eq!(policy["matrix"]["plans"][0], "free");
+    assert_eq!(policy["trials_ending"], json!([]));
+    assert!(policy["last_rejected"].is_null());
+
     let res = h
         .http
         .post(format!("{}/api/dashboard/users", h.api))

@@ -24,6 +24,7 @@ pub fn router() -> Router<Shared> {
         .route("/api/dashboard/users", get(list).post(create))
         .route("/api/dashboard/users/{id}", get(detail))
         .route("/api/dashboard/users/{id}/claims", put(set_claims))
+        .route("/api/dashboard/policy", get(policy))
 }
 
 #[derive(Deserialize)]
@@ -109,6 +110,17 @@ async fn set_claims(
     let req: SetClaims = parse(body)?;
     let user = ops::change_claims(&s, &admin, &id, &req.claims).await?;
     Ok(Json(user_json(&user)))
+}
+
+/// The running policy: its plan matrix, file, load and rejection status, users per
+/// plan and the trials ending this week.
+async fn policy(
+    State(s): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Json<ops::PolicyOverview>, ApiError> {
+    admin(&s, &method, &headers).await?;
+    Ok(Json(ops::policy_overview(&s).await?))
 }
 
 #[derive(Deserialize)]

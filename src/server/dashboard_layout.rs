@@ -35,7 +35,10 @@ label{display:block;margin:.5rem 0 .2rem;font-weight:600}input,select{font:inher
 button{font:inherit;padding:.4rem .9rem;cursor:pointer}.error{color:#b00020;margin:.2rem 0}.muted{color:#5b6472}
 .pill{display:inline-block;padding:0 .4rem;border-radius:4px;background:#e8edf5}.row{display:flex;gap:.5rem}
 .check{display:flex;gap:.4rem;align-items:center;font-weight:400;margin:.2rem 0}.check input{width:auto}
-.row select{width:7rem}.unreadable{color:#b00020}code{word-break:break-all}";
+.row select{width:7rem}.unreadable{color:#b00020}code{word-break:break-all}
+nav.row{gap:1rem;align-items:center}pre{white-space:pre-wrap;background:#fff4f4;padding:.5rem;border-radius:4px}
+.tiergate-matrix td{text-align:center}.tiergate-matrix .included{color:#0a7d32}.tiergate-matrix .conditional{color:#9a6700}
+.tiergate-matrix .excluded{color:#9aa1ab}.tiergate-matrix .role{color:#2a5bd7}.tiergate-matrix tr.limit th,.tiergate-matrix tr.limit td{background:#f6f7f9}";
 
 pub(crate) fn layout(title: &str, admin: Option<&str>, body: Markup) -> Markup {
     html! {
@@ -49,7 +52,13 @@ pub(crate) fn layout(title: &str, admin: Option<&str>, body: Markup) -> Markup {
             }
             body {
                 header {
-                    a href="/dashboard/users" { strong { "tiergate" } }
+                    nav class="row" {
+                        a href="/dashboard/users" { strong { "tiergate" } }
+                        @if admin.is_some() {
+                            a id="nav-users" href="/dashboard/users" { "Users" }
+                            a id="nav-policy" href="/dashboard/policy" { "Policy" }
+                        }
+                    }
                     @if let Some(a) = admin {
                         form method="post" action="/dashboard/logout" class="row" {
                             span class="muted" { (a) }

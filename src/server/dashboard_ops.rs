@@ -16,7 +16,7 @@ use super::input::{check_claims, email as parse_email, merge};
 use super::problem::ApiError;
 use super::session::same_site;
 use super::state::{AppState, ClientAddr, unreadable, user_json};
-use crate::Claims;
+use crate::{Claims, Trial};
 
 /// Users per page in the list.
 pub const PAGE_SIZE: i64 = 20;
@@ -76,6 +76,35 @@ pub struct ListQuery {
     /// 1-based page number.
     #[serde(default)]
     pub page: Option<i64>,
+    /// Only users whose effective plan (now) is this one.
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// Only users whose trial (now) is `active`, `expired` or `none`.
+    #[serde(default)]
+    pub trial: Option<String>,
+}
+
+impl ListQuery {
+    /// Whether a plan or trial filter is set (empty values, as a form sends for
+    /// "any", are no filter).
+    fn filters(&self) -> bool {
+        self.plan.as_deref().is_some_and(|p| !p.is_empty())
+            || self.trial.as_deref().is_some_and(|t| !t.is_empty())
+    }
+
+    fn keeps(&self, row: &Row) -> bool {
+        let plan_ok = match self.plan.as_deref() {
+            Some(p) if !p.is_empty() => row.plan == p,
+            _ => true,
+        };
+        let trial_ok = match self.trial.as_deref() {
+            Some("active") => matches!(row.trial, Trial::Active { .. }),
+            Some("expired") => matches!(row.trial, Trial::Expired { .. }),
+            Some("none") => matches!(row.trial, Trial::None),
+            _ => true,
+        };
+        plan_ok && trial_ok
+    }
 }
 
 /// One row of the user list: what an admin scans for.
@@ -129,23 +158,138 @@ fn row(s: &AppState, u: &UserRow, now: DateTime<Utc>) -> Row {
     }
 }
 
-/// A page of users matching the search.
+/// A page of users matching the search (and the plan and trial filters, which
+/// are about each user's claims under the running policy now: with a filter the
+/// matching users are read and filtered here, an O(users) page, not one query;
+/// fine for the reference server's user counts).
 pub async fn page(s: &AppState, q: &ListQuery) -> Result<Page, ApiError> {
     let page = q.page.unwrap_or(1).clamp(1, MAX_PAGE);
-    let (users, total) =
-        s.db.users(
-            q.search.trim(),
-            PAGE_SIZE,
-            page.saturating_sub(1).saturating_mul(PAGE_SIZE),
-        )
-        .await?;
+    let offset = page.saturating_sub(1).saturating_mul(PAGE_SIZE);
     let now = Utc::now();
+    let (rows, total) = if q.filters() {
+        let all: Vec<Row> =
+            s.db.users_matching(q.search.trim())
+                .await?
+                .iter()
+                .map(|u| row(s, u, now))
+                .filter(|r| q.keeps(r))
+                .collect();
+        let total = i64::try_from(all.len()).unwrap_or(i64::MAX);
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let rows = all
+            .into_iter()
+            .skip(start)
+            .take(PAGE_SIZE as usize)
+            .collect();
+        (rows, total)
+    } else {
+        let (users, total) = s.db.users(q.search.trim(), PAGE_SIZE, offset).await?;
+        (users.iter().map(|u| row(s, u, now)).collect(), total)
+    };
     Ok(Page {
-        users: users.iter().map(|u| row(s, u, now)).collect(),
+        users: rows,
         page,
         pages: (total.saturating_add(PAGE_SIZE - 1) / PAGE_SIZE).clamp(1, MAX_PAGE),
         total,
         search: q.search.clone(),
+    })
+}
+
+/// What the policy page shows: the running policy and its status, and how many
+/// users are on each plan now, with the trials that end within the next week.
+#[derive(Debug, serde::Serialize)]
+pub struct PolicyOverview {
+    /// The plans side by side.
+    pub matrix: crate::matrix::Matrix,
+    /// The policy file, when the server follows one.
+    pub file: Option<String>,
+    /// When the running policy was loaded (RFC 3339).
+    pub loaded_at: String,
+    /// Reloads applied and rejected since the server started.
+    pub reloads: u64,
+    /// Reloads rejected since the server started.
+    pub rejections: u64,
+    /// The last rejected edit, with its located error, until a later one loads.
+    pub last_rejected: Option<RejectedEdit>,
+    /// Users per effective plan now, in tier order (every plan listed).
+    pub users_per_plan: Vec<(String, u64)>,
+    /// Users whose trial ends within the next 7 days, soonest first.
+    pub trials_ending: Vec<TrialEnding>,
+}
+
+/// A rejected policy edit.
+#[derive(Debug, serde::Serialize)]
+pub struct RejectedEdit {
+    /// The error as `tiergate check` prints it.
+    pub message: String,
+    /// Its line and column, when the file was read.
+    pub line: Option<usize>,
+    /// Its column.
+    pub column: Option<usize>,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+/// A trial about to end.
+#[derive(Debug, serde::Serialize)]
+pub struct TrialEnding {
+    /// The user's id (their page is `/dashboard/users/{id}`).
+    pub id: String,
+    /// Their email.
+    pub email: String,
+    /// When the trial ends (RFC 3339).
+    pub ends: String,
+    /// Whole days left.
+    pub days_left: u32,
+}
+
+/// The policy page's content.
+pub async fn policy_overview(s: &AppState) -> Result<PolicyOverview, ApiError> {
+    let policy = s.store.policy();
+    let status = s.store.status();
+    let now = Utc::now();
+    let week = now
+        .checked_add_signed(chrono::Duration::days(7))
+        .unwrap_or(now);
+    let mut per_plan: Vec<(String, u64)> = policy.plans().map(|p| (p.to_owned(), 0)).collect();
+    let mut trials_ending = Vec::new();
+    for u in s.db.users_matching("").await? {
+        let r = row(s, &u, now);
+        if let Some(slot) = per_plan.iter_mut().find(|(p, _)| *p == r.plan) {
+            slot.1 = slot.1.saturating_add(1);
+        }
+        if let Trial::Active { ends, days_left } = r.trial
+            && ends <= week
+        {
+            trials_ending.push((
+                ends,
+                TrialEnding {
+                    id: r.id,
+                    email: r.email,
+                    ends: ends.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    days_left,
+                },
+            ));
+        }
+    }
+    trials_ending.sort_by_key(|(ends, _)| *ends);
+    let rfc3339 = |t: std::time::SystemTime| {
+        DateTime::<Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    Ok(PolicyOverview {
+        matrix: crate::matrix::Matrix::of(&policy),
+        file: status.path.map(|p| p.display().to_string()),
+        loaded_at: rfc3339(status.loaded_at),
+        reloads: status.reloads,
+        rejections: status.rejections,
+        last_rejected: status.last_error.map(|e| RejectedEdit {
+            message: e.message,
+            line: e.line,
+            column: e.column,
+            at: rfc3339(e.at),
+        }),
+        users_per_plan: per_plan,
+        trials_ending: trials_ending.into_iter().map(|(_, t)| t).collect(),
     })
 }
 

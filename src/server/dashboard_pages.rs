@@ -33,6 +33,7 @@ pub fn router() -> Router<Shared> {
         .route("/dashboard/logout", post(logout))
         .route("/dashboard/users", get(users).post(create_user))
         .route("/dashboard/users/{id}", get(user_page).post(save_user))
+        .route("/dashboard/policy", get(policy_page))
 }
 
 /// The admin, or a redirect to the sign-in page.
@@ -131,12 +132,36 @@ async fn users(
         Err(e) => return e.into_response(),
     };
     let (current, pages) = (page.page, page.pages);
-    let link = |p: i64| format!("/dashboard/users?search={}&page={p}", urlencode(&q.search));
+    let (plan, trial) = (
+        q.plan.clone().unwrap_or_default(),
+        q.trial.clone().unwrap_or_default(),
+    );
+    let link = |p: i64| {
+        format!(
+            "/dashboard/users?search={}&plan={}&trial={}&page={p}",
+            urlencode(&q.search),
+            urlencode(&plan),
+            urlencode(&trial)
+        )
+    };
+    let plans: Vec<String> = s.store.policy().plans().map(str::to_owned).collect();
     let now = Utc::now();
     layout("Users", Some(&admin), html! {
         h1 { "Users" }
         form method="get" action="/dashboard/users" class="row card" {
             input id="search" name="search" type="search" placeholder="Search by email" value=(q.search);
+            select id="plan-filter" name="plan" aria-label="Plan" {
+                option value="" { "any plan" }
+                @for p in &plans {
+                    option value=(p) selected[*p == plan] { (p) }
+                }
+            }
+            select id="trial-filter" name="trial" aria-label="Trial" {
+                option value="" { "any trial" }
+                @for (v, label) in [("active", "trial active"), ("expired", "trial expired"), ("none", "no trial")] {
+                    option value=(v) selected[v == trial] { (label) }
+                }
+            }
             button id="search-button" type="submit" { "Search" }
         }
         div class="scroll card" {
@@ -193,6 +218,74 @@ async fn create_user(
         }
         Err(e) => e.into_response(),
     }
+}
+
+async fn policy_page(State(s): State<Shared>, method: Method, headers: HeaderMap) -> Response {
+    let admin = match signed_in(&s, &method, &headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let o = match ops::policy_overview(&s).await {
+        Ok(o) => o,
+        Err(e) => return e.into_response(),
+    };
+    let m = &o.matrix;
+    layout("Policy", Some(&admin), html! {
+        h1 { "Policy" }
+        div class="card" id="policy-status" {
+            p {
+                strong { (m.policy) } " · revision " code id="revision" { (m.revision) }
+                " · loaded " (o.loaded_at)
+            }
+            @if let Some(f) = &o.file { p class="muted" { "File: " code { (f) } } }
+            p class="muted" { (o.reloads) " reloads applied, " (o.rejections) " rejected since the server started" }
+            @if let Some(r) = &o.last_rejected {
+                div id="last-rejected" {
+                    p class="error" {
+                        "The last edit was rejected on " (r.at)
+                        @if let Some(l) = r.line { " (line " (l) ")" }
+                        "; the policy above is still running:"
+                    }
+                    pre { (r.message) }
+                }
+            }
+        }
+        div class="grid" {
+            div class="card" {
+                h2 { "Users per plan" }
+                table id="users-per-plan" {
+                    thead { tr { th { "Plan" } th { "Users now" } } }
+                    tbody {
+                        @for (plan, n) in &o.users_per_plan {
+                            tr {
+                                td { a href=(format!("/dashboard/users?plan={}", urlencode(plan))) { (plan) } }
+                                td { (n) }
+                            }
+                        }
+                    }
+                }
+            }
+            div class="card" {
+                h2 { "Trials ending in the next 7 days" }
+                @if o.trials_ending.is_empty() { p class="muted" id="trials-ending" { "None." } }
+                @else {
+                    ul id="trials-ending" {
+                        @for t in &o.trials_ending {
+                            li {
+                                a href=(format!("/dashboard/users/{}", t.id)) { (t.email) }
+                                " · " (t.days_left) " day" @if t.days_left != 1 { "s" } " left"
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        div class="card scroll" id="matrix" {
+            h2 { "Plans side by side" }
+            (maud::PreEscaped(m.to_html()))
+        }
+    })
+    .into_response()
 }
 
 /// Everything the user page shows.

@@ -274,6 +274,20 @@ impl WriteTx {
 
 const USER_COLUMNS: &str = "id, email, claims, password_hash, updated_at, claims_version";
 
+/// The `LIKE` pattern (with `ESCAPE '\\'`) for emails containing `search`,
+/// case-insensitively: `%`, `_` and `\\` in it match only themselves.
+fn like_pattern(search: &str) -> String {
+    let escaped: String = search
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("%{escaped}%")
+}
+
 impl Db {
     /// Connects (creating a SQLite file, readable by its owner only, if needed) and
     /// brings the schema up to date. A bare path is a SQLite file.
@@ -578,15 +592,7 @@ impl Db {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<UserRow>, i64), DbError> {
-        let escaped: String = search
-            .to_lowercase()
-            .chars()
-            .flat_map(|c| match c {
-                '%' | '_' | '\\' => vec!['\\', c],
-                c => vec![c],
-            })
-            .collect();
-        let pattern = format!("%{escaped}%");
+        let pattern = like_pattern(search);
         let total: i64 =
             sqlx::query("SELECT COUNT(*) AS n FROM users WHERE email LIKE $1 ESCAPE '\\'")
                 .bind(&pattern)
@@ -603,6 +609,20 @@ impl Db {
         .await?;
         let users = rows.into_iter().map(user_row).collect::<Result<_, _>>()?;
         Ok((users, total))
+    }
+
+    /// Every user whose email contains `search` (case-insensitive), by email: for
+    /// the dashboard's plan and trial filters and its policy page, which read each
+    /// user's claims under the running policy (a reference server's user count;
+    /// see `dashboard_ops`).
+    pub async fn users_matching(&self, search: &str) -> Result<Vec<UserRow>, DbError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email LIKE $1 ESCAPE '\\' ORDER BY email"
+        ))
+        .bind(like_pattern(search))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(user_row).collect()
     }
 
     /// Writes a user's claims column verbatim (tests of what older versions or
