@@ -133,6 +133,32 @@ fn the_schema_describes_every_key_and_names_the_enumerations() {
             s["properties"][key]
         );
     }
+    // Every key, at any depth, says what it is and shows an example (what an
+    // editor shows on hover and offers on completion).
+    fn keys(v: &Value, path: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::Object(props)) = o.get("properties") {
+                    for (k, p) in props {
+                        if !(p["description"].is_string() && p["examples"].is_array()) {
+                            out.push(format!("{path}.{k}"));
+                        }
+                    }
+                }
+                for (k, child) in o {
+                    keys(child, &format!("{path}/{k}"), out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| keys(i, path, out)),
+            _ => {}
+        }
+    }
+    let mut bare = Vec::new();
+    keys(&s, "", &mut bare);
+    assert!(
+        bare.is_empty(),
+        "keys without a description or an example: {bare:#?}"
+    );
     for enumerated in [
         "\"deny\"",
         "\"authenticated\"",

@@ -23,35 +23,44 @@ pub(crate) const HELP_MARKER: &str = " |help| ";
 #[serde(deny_unknown_fields)]
 pub(crate) struct PolicyDoc {
     /// The policy language's version: `1`.
-    #[cfg_attr(feature = "cli", schemars(with = "u64", extend("const" = 1)))]
+    #[cfg_attr(feature = "cli", schemars(with = "u64", extend("const" = 1), example = 1))]
     pub version: Spanned<u64>,
     /// The plans, lowest tier first: this order is the tier order (`plan_at_least`, upgrade hints).
-    #[cfg_attr(feature = "cli", schemars(with = "OrderedMap<PlanDoc>"))]
+    #[cfg_attr(feature = "cli", schemars(with = "OrderedMap<PlanDoc>", example = serde_json::json!({"free": {"features": ["dashboard"], "limits": {"projects": 3}}, "pro": {"extends": "free", "features": ["sso"], "limits": {"projects": "unlimited"}}})))]
     pub plans: Spanned<OrderedMap<PlanDoc>>,
     #[serde(default)]
     /// The plan of a caller whose token names no plan, or one this file does not know (default: the first plan).
-    #[cfg_attr(feature = "cli", schemars(with = "Option<super::schema_names::Name>"))]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(with = "Option<super::schema_names::Name>", example = &"free")
+    )]
     pub default_plan: Option<Spanned<String>>,
     /// A free trial: while `trial_ends` is in the future the caller has this plan too.
     #[serde(default)]
+    #[cfg_attr(feature = "cli", schemars(example = serde_json::json!({"plan": "pro"})))]
     pub trial: Option<TrialDoc>,
     /// Roles (from the token's `role`/`roles`) and the features each grants whatever the plan.
     #[serde(default)]
+    #[cfg_attr(feature = "cli", schemars(example = serde_json::json!({"admin": {"features": ["billing"]}, "member": {}})))]
     pub roles: OrderedMap<RoleDoc>,
     /// Every feature used anywhere is declared here.
     #[serde(default)]
+    #[cfg_attr(feature = "cli", schemars(example = serde_json::json!({"sso": {"description": "Single sign-on"}, "members.invite": {"when": {"seats": {"at_least": 2}}}})))]
     pub features: OrderedMap<FeatureDoc>,
     #[serde(default)]
     /// Routes and what they require; the most specific match wins (static > `{param}` > `{*rest}`).
-    #[cfg_attr(feature = "cli", schemars(with = "Vec<RouteDoc>"))]
+    #[cfg_attr(feature = "cli", schemars(with = "Vec<RouteDoc>", example = serde_json::json!([{"path": "/healthz", "public": true}, {"path": "/api/reports/export", "methods": ["POST"], "require": "reports.export"}])))]
     pub routes: Vec<Spanned<RouteDoc>>,
     #[serde(default)]
     /// What happens to a request no route matches (default: `deny`).
-    #[cfg_attr(feature = "cli", schemars(with = "Option<Unmatched>"))]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(with = "Option<Unmatched>", example = &"deny")
+    )]
     pub unmatched: Option<Spanned<Unmatched>>,
     /// Where the subscription claims are in a token (default: `preset: tiergate`).
     #[serde(default)]
-    #[cfg_attr(feature = "cli", schemars(with = "Option<ClaimsDoc>"))]
+    #[cfg_attr(feature = "cli", schemars(with = "Option<ClaimsDoc>", example = serde_json::json!({"preset": "auth0", "namespace": "https://acme.com/"})))]
     pub claims: Option<Spanned<ClaimsDoc>>,
 }
 
@@ -65,44 +74,71 @@ pub(crate) struct ClaimsDoc {
     /// An identity provider's layout (docs/identity-providers.md).
     #[cfg_attr(
         feature = "cli",
-        schemars(with = "Option<super::schema_names::Preset>")
+        schemars(with = "Option<super::schema_names::Preset>", example = &"clerk")
     )]
     pub preset: Option<Spanned<String>>,
     /// `auth0`: the prefix of the namespaced claims.
     #[serde(default)]
-    #[cfg_attr(feature = "cli", schemars(with = "Option<String>"))]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(with = "Option<String>", example = &"https://acme.com/")
+    )]
     pub namespace: Option<Spanned<String>>,
     /// `keycloak`: whose client roles to read.
     #[serde(default)]
-    #[cfg_attr(feature = "cli", schemars(with = "Option<String>"))]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(with = "Option<String>", example = &"https://acme.com/")
+    )]
     pub client: Option<Spanned<String>>,
     /// `clerk`: `org` or `user`.
     #[serde(default)]
-    #[cfg_attr(feature = "cli", schemars(with = "Option<String>"))]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(with = "Option<String>", example = &"https://acme.com/")
+    )]
     pub scope: Option<Spanned<String>>,
     /// `okta`: the groups claim's name.
     #[serde(default)]
-    #[cfg_attr(feature = "cli", schemars(with = "Option<String>"))]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(with = "Option<String>", example = &"https://acme.com/")
+    )]
     pub groups: Option<Spanned<String>>,
     #[serde(default)]
     /// Where `plan` is in the token: a JSON Pointer, a list of them, or a map with steps.
-    #[cfg_attr(feature = "cli", schemars(with = "Option<SourceDoc>"))]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(with = "Option<SourceDoc>", example = &"/custom:plan")
+    )]
     pub plan: Option<Spanned<SourceDoc>>,
     #[serde(default)]
     /// Where `roles` is in the token: a JSON Pointer, a list of them, or a map with steps.
-    #[cfg_attr(feature = "cli", schemars(with = "Option<SourceDoc>"))]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(with = "Option<SourceDoc>", example = &"/custom:plan")
+    )]
     pub roles: Option<Spanned<SourceDoc>>,
     #[serde(default)]
     /// Where `seats` is in the token: a JSON Pointer, a list of them, or a map with steps.
-    #[cfg_attr(feature = "cli", schemars(with = "Option<SourceDoc>"))]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(with = "Option<SourceDoc>", example = &"/custom:plan")
+    )]
     pub seats: Option<Spanned<SourceDoc>>,
     #[serde(default)]
     /// Where `trial_ends` is in the token: a JSON Pointer, a list of them, or a map with steps.
-    #[cfg_attr(feature = "cli", schemars(with = "Option<SourceDoc>"))]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(with = "Option<SourceDoc>", example = &"/custom:plan")
+    )]
     pub trial_ends: Option<Spanned<SourceDoc>>,
     #[serde(default)]
     /// Where `features` is in the token: a JSON Pointer, a list of them, or a map with steps.
-    #[cfg_attr(feature = "cli", schemars(with = "Option<SourceDoc>"))]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(with = "Option<SourceDoc>", example = &"/custom:plan")
+    )]
     pub features: Option<Spanned<SourceDoc>>,
 }
 
@@ -200,17 +236,25 @@ impl SourceDoc {
 pub(crate) struct PlanDoc {
     /// What it is, for the people who read the file (and the dashboard).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(example = &"Everything in starter, plus single sign-on")
+    )]
     pub description: Option<String>,
     #[serde(default)]
     /// A lower plan whose features and limits this plan has too.
-    #[cfg_attr(feature = "cli", schemars(with = "Option<super::schema_names::Name>"))]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(with = "Option<super::schema_names::Name>", example = &"free")
+    )]
     pub extends: Option<Spanned<String>>,
+    /// Features this plan includes (besides those of the plan it extends).
     #[serde(default)]
-    #[cfg_attr(feature = "cli", schemars(with = "Vec<super::schema_names::Name>"))]
+    #[cfg_attr(feature = "cli", schemars(with = "Vec<super::schema_names::Name>", example = serde_json::json!(["reports.export", "sso"])))]
     pub features: Vec<Spanned<String>>,
     #[serde(default)]
     /// Numeric limits: a whole number or `unlimited` (inherited ones may only grow).
-    #[cfg_attr(feature = "cli", schemars(with = "OrderedMap<LimitValue>"))]
+    #[cfg_attr(feature = "cli", schemars(with = "OrderedMap<LimitValue>", example = serde_json::json!({"projects": 10, "api_calls_per_day": "unlimited"})))]
     pub limits: OrderedMap<Spanned<LimitValue>>,
 }
 
@@ -221,9 +265,14 @@ pub(crate) struct RoleDoc {
     /// Accepted so authors can say what a role is for; the engine does not read it.
     #[serde(default)]
     #[allow(dead_code)]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(example = &"Everything in starter, plus single sign-on")
+    )]
     pub description: Option<String>,
+    /// Features this role grants whatever the plan.
     #[serde(default)]
-    #[cfg_attr(feature = "cli", schemars(with = "Vec<super::schema_names::Name>"))]
+    #[cfg_attr(feature = "cli", schemars(with = "Vec<super::schema_names::Name>", example = serde_json::json!(["reports.export", "sso"])))]
     pub features: Vec<Spanned<String>>,
 }
 
@@ -233,10 +282,14 @@ pub(crate) struct RoleDoc {
 pub(crate) struct FeatureDoc {
     /// What it is, for the people who read the file (and the dashboard).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(example = &"Everything in starter, plus single sign-on")
+    )]
     pub description: Option<String>,
     #[serde(default)]
     /// An extra condition the feature needs wherever it is granted (seats, role, plan, trial).
-    #[cfg_attr(feature = "cli", schemars(with = "Option<Condition>"))]
+    #[cfg_attr(feature = "cli", schemars(with = "Option<Condition>", example = serde_json::json!({"seats": {"at_least": 2}})))]
     pub when: Option<Spanned<Condition>>,
 }
 
@@ -245,7 +298,10 @@ pub(crate) struct FeatureDoc {
 #[serde(deny_unknown_fields)]
 pub(crate) struct TrialDoc {
     /// The plan an active trial lifts a caller to (never lower than their own).
-    #[cfg_attr(feature = "cli", schemars(with = "super::schema_names::Name"))]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(with = "super::schema_names::Name", example = &"pro")
+    )]
     pub plan: Spanned<String>,
 }
 
@@ -254,31 +310,38 @@ pub(crate) struct TrialDoc {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RouteDoc {
     /// The path pattern: `/api/reports`, `/api/users/{id}`, `/api/files/{*rest}` (quote one with braces).
-    #[cfg_attr(feature = "cli", schemars(with = "String"))]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(with = "String", example = &"/api/reports/{id}")
+    )]
     pub path: Spanned<String>,
     #[serde(default)]
     /// The HTTP methods this route covers (default: all).
     #[cfg_attr(
         feature = "cli",
-        schemars(with = "Option<Vec<super::schema_names::Method>>")
+        schemars(with = "Option<Vec<super::schema_names::Method>>", example = serde_json::json!(["GET", "POST"]))
     )]
     pub methods: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     /// `true`: no token needed at all.
-    #[cfg_attr(feature = "cli", schemars(with = "Option<bool>"))]
+    #[cfg_attr(feature = "cli", schemars(with = "Option<bool>", example = true))]
     pub public: Option<Spanned<bool>>,
     #[serde(default)]
     /// What a caller needs (a feature name, or a condition); none: any signed-in caller.
-    #[cfg_attr(feature = "cli", schemars(with = "Option<Condition>"))]
+    #[cfg_attr(feature = "cli", schemars(with = "Option<Condition>", example = serde_json::json!({"seats": {"at_least": 2}})))]
     pub require: Option<Spanned<Condition>>,
     /// `false` puts the route in observe mode: the layer logs would-be denials and
     /// lets the request through.
     #[serde(default)]
-    #[cfg_attr(feature = "cli", schemars(with = "Option<bool>"))]
+    #[cfg_attr(feature = "cli", schemars(with = "Option<bool>", example = true))]
     pub enforce: Option<Spanned<bool>>,
     /// Accepted so authors can say what a route is for; the engine does not read it.
     #[serde(default)]
     #[allow(dead_code)]
+    #[cfg_attr(
+        feature = "cli",
+        schemars(example = &"Everything in starter, plus single sign-on")
+    )]
     pub description: Option<String>,
 }
 
@@ -429,7 +492,7 @@ pub(crate) enum TrialCond {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SeatsDoc {
     /// The smallest seat count that satisfies it.
-    #[cfg_attr(feature = "cli", schemars(with = "u64"))]
+    #[cfg_attr(feature = "cli", schemars(with = "u64", example = 2))]
     pub at_least: Spanned<u64>,
 }
 

@@ -68,7 +68,10 @@ impl JsonSchema for Condition {
         let me = generator.subschema_for::<Condition>();
         let name = generator.subschema_for::<Name>();
         let names = json_schema!({ "oneOf": [name, { "type": "array", "items": name }] });
-        let one = |key: &str, value: Schema, description: &str| {
+        let one = |key: &str, value: Schema, description: &str, example: Value| {
+            let mut value = value;
+            value.insert("examples".into(), Value::Array(vec![example]));
+            value.insert("description".into(), description.into());
             json_schema!({
                 "type": "object",
                 "properties": { key: value },
@@ -77,24 +80,25 @@ impl JsonSchema for Condition {
                 "description": description
             })
         };
+        use serde_json::json;
         json_schema!({
             "description": "A feature name, or a mapping with exactly one key; combine with `all` / `any` / `not`.",
             "oneOf": [
                 json_schema!({ "allOf": [name], "description": "The caller has this feature now." }),
-                one("feature", name.clone(), "The caller has this feature now."),
-                one("plan", names.clone(), "The effective plan is one of these."),
-                one("plan_at_least", name.clone(), "The effective plan is this one or above, in tier order."),
-                one("role", names, "The caller has one of these roles."),
-                one("trial", json_schema!({ "enum": ["active", "expired", "none"] }), "The caller's trial is in this state."),
+                one("feature", name.clone(), "The caller has this feature now.", json!("reports.export")),
+                one("plan", names.clone(), "The effective plan is one of these.", json!(["team", "agency"])),
+                one("plan_at_least", name.clone(), "The effective plan is this one or above, in tier order.", json!("pro")),
+                one("role", names, "The caller has one of these roles.", json!("admin")),
+                one("trial", json_schema!({ "enum": ["active", "expired", "none"] }), "The caller's trial is in this state.", json!("active")),
                 one("seats", json_schema!({
                     "type": "object",
-                    "properties": { "at_least": { "type": "integer", "minimum": 0 } },
+                    "properties": { "at_least": { "type": "integer", "minimum": 0, "examples": [2], "description": "The smallest seat count that satisfies it." } },
                     "required": ["at_least"],
                     "additionalProperties": false
-                }), "The seats claim is at least this."),
-                one("all", json_schema!({ "type": "array", "items": me.clone() }), "Every condition holds."),
-                one("any", json_schema!({ "type": "array", "items": me.clone() }), "At least one holds."),
-                one("not", me, "The condition does not hold.")
+                }), "The seats claim is at least this.", json!({ "at_least": 2 })),
+                one("all", json_schema!({ "type": "array", "items": me.clone() }), "Every condition holds.", json!(["members.invite", { "role": "admin" }])),
+                one("any", json_schema!({ "type": "array", "items": me.clone() }), "At least one holds.", json!([{ "plan": "enterprise" }, { "role": "admin" }])),
+                one("not", me, "The condition does not hold.", json!({ "plan": "enterprise" }))
             ],
             "examples": ["reports.export", { "all": ["members.invite", { "role": "admin" }] }]
         })
@@ -119,12 +123,12 @@ impl JsonSchema for SourceDoc {
                 {
                     "type": "object",
                     "properties": {
-                        "from": pointers,
-                        "split": { "type": "string", "minLength": 1, "description": "Split a string on this separator." },
-                        "prefix": { "type": "string", "description": "Keep entries that start with this, and strip it." },
-                        "field": { "type": "string", "description": "Take this member of each object (with keys: keep keys whose member is true)." },
-                        "keys": { "type": "boolean", "description": "Take an object's keys." },
-                        "map": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Rename entries; others are dropped." }
+                        "from": { "allOf": [pointers], "description": "The pointer(s) to read: tried in order for one value, united for a list.", "examples": ["/pla", ["/realm_access/roles", "/roles"]] },
+                        "split": { "type": "string", "minLength": 1, "description": "Split a string on this separator.", "examples": [","] },
+                        "prefix": { "type": "string", "description": "Keep entries that start with this, and strip it.", "examples": ["o:"] },
+                        "field": { "type": "string", "description": "Take this member of each object (with keys: keep keys whose member is true).", "examples": ["key"] },
+                        "keys": { "type": "boolean", "description": "Take an object's keys.", "examples": [true] },
+                        "map": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Rename entries; others are dropped.", "examples": [{ "Plan.Pro": "pro" }] }
                     },
                     "required": ["from"],
                     "additionalProperties": false
