@@ -87,6 +87,16 @@ async fn invalid_claims_and_bodies_name_the_field(b: Backend) {
         ),
         (json!({ "seats": -1 }), "claims.seats", "whole number"),
         (json!({ "seats": "five" }), "claims.seats", "whole number"),
+        (
+            json!({ "features": ["sso", "ssso"] }),
+            "claims.features",
+            "unknown feature `ssso`",
+        ),
+        (
+            json!({ "features": [7] }),
+            "claims.features",
+            "a feature is a string",
+        ),
     ];
     for (claims, field, hint) in cases {
         let (status, body) = h.set_claims("bob@example.com", claims.clone()).await;

@@ -46,6 +46,28 @@ pub fn check_claims(policy: &Policy, claims: &Map<String, Value>) -> Result<(), 
                     known(&policy.roles().collect::<Vec<_>>(), role, "role", &field)?;
                 }
             }
+            "features" => {
+                // Features granted outright (add-ons); only declared ones grant, so an
+                // undeclared one is refused here rather than noted on every request.
+                let features: Vec<&Value> = match value {
+                    Value::Array(items) => items.iter().collect(),
+                    one => vec![one],
+                };
+                for f in features {
+                    let Some(feature) = f.as_str() else {
+                        return Err(ApiError::field(
+                            field,
+                            "a feature is a string, e.g. \"sso\" (or a list of them)",
+                        ));
+                    };
+                    known(
+                        &policy.features().collect::<Vec<_>>(),
+                        feature,
+                        "feature",
+                        &field,
+                    )?;
+                }
+            }
             "trial_ends"
                 if !parse_trial_ends(value).is_some_and(|t| (0..=LAST_TRIAL_END).contains(&t)) =>
             {
