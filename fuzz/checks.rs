@@ -158,6 +158,56 @@ pub fn claims(data: &[u8]) {
     }
 }
 
+/// A `claims:` section (the first line) and a token payload (the rest) →
+/// the policy loads or refuses the section with an error (never a panic); a
+/// mapping it accepts reads the payload the same from a parsed `Value` and from
+/// the JSON text (the path a cached token takes after a reload), grants only
+/// declared features, and prints as a section that loads back as the same mapping.
+pub fn claims_mapping(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (section, payload) = text.split_once('\n').unwrap_or((&text, ""));
+    if section.len() > 2_000 {
+        return;
+    }
+    let Ok(policy) = Policy::from_yaml(&format!(
+        "{}\nclaims: {section}\n",
+        tiergate::EXAMPLE_POLICY
+    )) else {
+        return;
+    };
+    let Some(mapping) = policy.claims_mapping() else {
+        return;
+    };
+    let printed = mapping.to_string();
+    let again = Policy::from_yaml(&format!(
+        "version: 1\nplans:\n  free: {{}}\nclaims:\n{}",
+        printed
+            .lines()
+            .map(|l| format!("  {l}\n"))
+            .collect::<String>()
+    ))
+    .unwrap_or_else(|e| panic!("the printed mapping does not load:\n{printed}\n{e}"));
+    assert_eq!(again.claims_mapping(), Some(mapping), "{printed}");
+    let Ok(value) = serde_json::from_str::<Value>(payload) else {
+        return;
+    };
+    let claims = mapping.read(&value);
+    if value.is_object() {
+        assert_eq!(
+            mapping.read_json(payload.as_bytes()),
+            claims,
+            "{printed}\n{payload}"
+        );
+    }
+    for now in clocks() {
+        let ent = policy.entitlements(&claims, now);
+        let summary = ent.summary();
+        for f in &summary.features {
+            assert!(policy.features().any(|d| d == f), "undeclared {f}");
+        }
+    }
+}
+
 /// A JWKS document → `KeySet::from_jwks`: no panic; a set it accepts never has more
 /// keys than the document has entries.
 pub fn jwks(data: &[u8]) {

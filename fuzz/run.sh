@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 MINUTES=${MINUTES:-15}
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(signed_payload policy token claims jwks routes)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(signed_payload policy token claims claims_mapping jwks routes)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 mkdir -p logs
 cargo +nightly fuzz build --release

@@ -60,3 +60,8 @@ fn the_jwks_corpus() {
 fn the_routes_corpus() {
     replay("routes", checks::routes);
 }
+
+#[test]
+fn the_claims_mapping_corpus() {
+    replay("claims_mapping", checks::claims_mapping);
+}

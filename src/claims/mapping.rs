@@ -77,7 +77,7 @@ pub(crate) struct Source {
     /// Take this member of each object in an array; with `keys`, keep only the keys
     /// whose value's member is `true` (feature-flag objects such as Kinde's).
     pub field: Option<String>,
-    /// Take an object's keys.
+    /// Take an object's keys (in sorted order).
     pub keys: bool,
     /// Rename entries; entries the map does not name are dropped.
     pub map: Option<Vec<(String, String)>>,
@@ -215,6 +215,12 @@ impl Source {
                     if keep {
                         push(k, out);
                     }
+                }
+                // In sorted order, not the token's: which key a single value takes
+                // (and the list's order) must not depend on how the issuer ordered
+                // the members, or on serde_json's `preserve_order`.
+                if let Some(added) = out.get_mut(start..) {
+                    added.sort_unstable();
                 }
             }
             _ => return Err(()),
