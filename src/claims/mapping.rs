@@ -307,20 +307,7 @@ impl ClaimsMapping {
             .collect()
     }
 
-    /// Reads the claims from a payload's JSON text, parsing only the members the
-    /// mapping's pointers start at (the rest are skipped unparsed), which makes it
-    /// several times cheaper than parsing the whole payload. What a verified
-    /// token's first request under a mapping costs. A member it reads that appears
-    /// twice is not read (absent), never one of the two picked.
-    pub fn read_json(&self, payload: &[u8]) -> Claims {
-        let mut de = serde_json::Deserializer::from_slice(payload);
-        match serde::de::DeserializeSeed::deserialize(Needed::of(self), &mut de) {
-            Ok(members) => self.read_members(&members, None),
-            Err(_) => Claims::default(),
-        }
-    }
-
-    /// Reads the claims from a payload's kept members (see [`Needed`]), noting in
+    /// Reads the claims from a payload's kept members (see `Needed`), noting in
     /// `from` where each was found.
     pub(crate) fn read_members(
         &self,
@@ -438,8 +425,8 @@ impl ClaimsMapping {
     }
 }
 
-/// A payload's members that some pointer of the mapping starts at (their names,
-/// unescaped, worked out once per read), parsed; the others skipped.
+/// The payload members some pointer of the mapping starts at (their names,
+/// unescaped): what a read keeps; the others are skipped unparsed.
 struct Needed<'m>(SmallVec<[&'m str; 8]>);
 
 impl<'m> Needed<'m> {
@@ -479,41 +466,6 @@ fn segments(pointer: &str) -> impl Iterator<Item = Cow<'_, str>> {
                 Cow::Borrowed(s)
             }
         })
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for Needed<'_> {
-    type Value = Vec<(Cow<'de, str>, Node<'de>)>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Needed<'_> {
-    type Value = Vec<(Cow<'de, str>, Node<'de>)>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out: Vec<(Cow<'de, str>, Node<'de>)> = Vec::new();
-        let mut repeated: SmallVec<[Cow<'de, str>; 2]> = SmallVec::new();
-        while let Some(super::key::Key(key)) = map.next_key()? {
-            if !self.wants(&key) {
-                map.next_value::<serde::de::IgnoredAny>()?;
-                continue;
-            }
-            let value: Node<'de> = map.next_value()?;
-            if out.iter().any(|(k, _)| *k == key) {
-                repeated.push(key);
-            } else {
-                out.push((key, value));
-            }
-        }
-        out.retain(|(k, _)| !repeated.contains(k));
-        Ok(out)
-    }
 }
 
 /// The value at a JSON Pointer in an object (RFC 6901; array members by index).
