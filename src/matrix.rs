@@ -78,22 +78,25 @@ impl Matrix {
         let c: &Compiled = &policy.0;
         let plans: Vec<String> = policy.plans().map(str::to_owned).collect();
         let trial_plan = policy.trial_plan().map(str::to_owned);
-        let includes = |plan: &str, feature: &str| {
-            policy
-                .plan_features(plan)
-                .is_some_and(|mut fs| fs.any(|f| f == feature))
-        };
+        // The compiled plans' feature bitsets (own and inherited): one bit test per cell.
+        let trial_id = c.trial_plan;
         let features = policy
             .features()
             .enumerate()
             .map(|(id, feature)| {
                 let id = u32::try_from(id).ok();
                 let def = id.map(|id| c.feature_def(id));
+                let has = |plan: u32| id.is_some_and(|f| c.plan_def(plan).features.contains(f));
                 FeatureRow {
                     feature: feature.to_owned(),
-                    description: policy.feature_description(feature).map(str::to_owned),
-                    plans: plans.iter().map(|p| includes(p, feature)).collect(),
-                    trial: trial_plan.as_deref().is_some_and(|t| includes(t, feature)),
+                    description: def
+                        .and_then(|d| d.description.as_deref())
+                        .map(str::to_owned),
+                    plans: (0..c.plans.len())
+                        .filter_map(|p| u32::try_from(p).ok())
+                        .map(has)
+                        .collect(),
+                    trial: trial_id.is_some_and(has),
                     roles: c
                         .roles
                         .iter()
@@ -366,31 +369,32 @@ impl Matrix {
     /// that are gone.
     pub fn changes_to(&self, new: &Matrix) -> Vec<CellChange> {
         let (before, after) = (self.cells(), new.cells());
-        let find = |cells: &[(String, String, String)], r: &str, c: &str| {
+        let index = |cells: &[(String, String, String)]| {
             cells
                 .iter()
-                .find(|(row, col, _)| row == r && col == c)
-                .map(|(_, _, v)| v.clone())
+                .map(|(row, col, v)| ((row.clone(), col.clone()), v.clone()))
+                .collect::<std::collections::HashMap<_, _>>()
         };
+        let (was, now) = (index(&before), index(&after));
         let none = || "(none)".to_owned();
         let mut changes = Vec::new();
-        for (row, col, now) in &after {
-            let was = find(&before, row, col);
-            if was.as_ref() != Some(now) {
+        for (row, col, value) in &after {
+            let old = was.get(&(row.clone(), col.clone()));
+            if old != Some(value) {
                 changes.push(CellChange {
                     row: row.clone(),
                     column: col.clone(),
-                    before: was.unwrap_or_else(none),
-                    after: now.clone(),
+                    before: old.cloned().unwrap_or_else(none),
+                    after: value.clone(),
                 });
             }
         }
-        for (row, col, was) in &before {
-            if find(&after, row, col).is_none() {
+        for (row, col, value) in &before {
+            if !now.contains_key(&(row.clone(), col.clone())) {
                 changes.push(CellChange {
                     row: row.clone(),
                     column: col.clone(),
-                    before: was.clone(),
+                    before: value.clone(),
                     after: none(),
                 });
             }
