@@ -160,27 +160,25 @@ fn row(s: &AppState, u: &UserRow, now: DateTime<Utc>) -> Row {
 
 /// A page of users matching the search (and the plan and trial filters, which
 /// are about each user's claims under the running policy now: with a filter the
-/// matching users are read and filtered here, an O(users) page, not one query;
-/// fine for the reference server's user counts).
+/// matching users are streamed and filtered here, O(users) time per page in one
+/// read, with one page of rows in memory; fine for the reference server's user
+/// counts).
 pub async fn page(s: &AppState, q: &ListQuery) -> Result<Page, ApiError> {
     let page = q.page.unwrap_or(1).clamp(1, MAX_PAGE);
     let offset = page.saturating_sub(1).saturating_mul(PAGE_SIZE);
     let now = Utc::now();
     let (rows, total) = if q.filters() {
-        let all: Vec<Row> =
-            s.db.users_matching(q.search.trim())
-                .await?
-                .iter()
-                .map(|u| row(s, u, now))
-                .filter(|r| q.keeps(r))
-                .collect();
-        let total = i64::try_from(all.len()).unwrap_or(i64::MAX);
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let rows = all
-            .into_iter()
-            .skip(start)
-            .take(PAGE_SIZE as usize)
-            .collect();
+        let (start, mut total, mut rows) = (offset, 0i64, Vec::new());
+        s.db.for_each_user(q.search.trim(), |u| {
+            let r = row(s, &u, now);
+            if q.keeps(&r) {
+                if total >= start && rows.len() < PAGE_SIZE as usize {
+                    rows.push(r);
+                }
+                total = total.saturating_add(1);
+            }
+        })
+        .await?;
         (rows, total)
     } else {
         let (users, total) = s.db.users(q.search.trim(), PAGE_SIZE, offset).await?;
@@ -253,7 +251,7 @@ pub async fn policy_overview(s: &AppState) -> Result<PolicyOverview, ApiError> {
         .unwrap_or(now);
     let mut per_plan: Vec<(String, u64)> = policy.plans().map(|p| (p.to_owned(), 0)).collect();
     let mut trials_ending = Vec::new();
-    for u in s.db.users_matching("").await? {
+    s.db.for_each_user("", |u| {
         let r = row(s, &u, now);
         if let Some(slot) = per_plan.iter_mut().find(|(p, _)| *p == r.plan) {
             slot.1 = slot.1.saturating_add(1);
@@ -271,7 +269,8 @@ pub async fn policy_overview(s: &AppState) -> Result<PolicyOverview, ApiError> {
                 },
             ));
         }
-    }
+    })
+    .await?;
     trials_ending.sort_by_key(|(ends, _)| *ends);
     let rfc3339 = |t: std::time::SystemTime| {
         DateTime::<Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

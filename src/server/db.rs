@@ -611,18 +611,26 @@ impl Db {
         Ok((users, total))
     }
 
-    /// Every user whose email contains `search` (case-insensitive), by email: for
-    /// the dashboard's plan and trial filters and its policy page, which read each
-    /// user's claims under the running policy (a reference server's user count;
-    /// see `dashboard_ops`).
-    pub async fn users_matching(&self, search: &str) -> Result<Vec<UserRow>, DbError> {
-        let rows = sqlx::query(&format!(
+    /// Calls `each` with every user whose email contains `search` (case-insensitive),
+    /// by email, streaming the rows (one connection for the scan, one row in memory
+    /// at a time): for the dashboard's plan and trial filters and its policy page,
+    /// which read each user's claims under the running policy.
+    pub async fn for_each_user(
+        &self,
+        search: &str,
+        mut each: impl FnMut(UserRow),
+    ) -> Result<(), DbError> {
+        use futures_util::TryStreamExt as _;
+        let sql = format!(
             "SELECT {USER_COLUMNS} FROM users WHERE email LIKE $1 ESCAPE '\\' ORDER BY email"
-        ))
-        .bind(like_pattern(search))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(user_row).collect()
+        );
+        let mut rows = sqlx::query(&sql)
+            .bind(like_pattern(search))
+            .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            each(user_row(row)?);
+        }
+        Ok(())
     }
 
     /// Writes a user's claims column verbatim (tests of what older versions or
