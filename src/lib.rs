@@ -95,6 +95,8 @@ pub use engine::{
 pub use layer::{
     Caller, DenialBody, Issuer, TierGate, TierGateBuilder, TierGateLayer, require_feature,
 };
+#[cfg(feature = "claims-changes")]
+pub use layer::{ClaimsChanges, ClaimsChangesStatus};
 pub use policy::{Diagnostic, Diagnostics, PolicyError};
 pub use reload::{PolicyStore, WatchOptions};
 

@@ -305,6 +305,9 @@ pub(crate) struct Registered<'a> {
     pub iss: Option<Member<'a>>,
     pub aud: Option<Member<'a>>,
     pub sub: Option<Member<'a>>,
+    /// `cv`: the issuer's claims version the token was minted from (see the
+    /// layer's claims-change follower); a whole number when it is one.
+    pub cv: Option<NumericDate>,
 }
 
 /// The registered claim names (RFC 7519 §4.1). A claims location may not name one.
@@ -318,6 +321,7 @@ enum Slot {
     Iss,
     Aud,
     Sub,
+    Cv,
 }
 
 impl Slot {
@@ -329,6 +333,7 @@ impl Slot {
             "iss" => Slot::Iss,
             "aud" => Slot::Aud,
             "sub" => Slot::Sub,
+            crate::token::CLAIMS_VERSION_CLAIM => Slot::Cv,
             _ => return None,
         })
     }
@@ -341,6 +346,7 @@ impl Slot {
             Slot::Iss => "iss",
             Slot::Aud => "aud",
             Slot::Sub => "sub",
+            Slot::Cv => crate::token::CLAIMS_VERSION_CLAIM,
         }
     }
 }
@@ -354,6 +360,7 @@ impl<'a> Registered<'a> {
             Slot::Iss => self.iss.is_some(),
             Slot::Aud => self.aud.is_some(),
             Slot::Sub => self.sub.is_some(),
+            Slot::Cv => self.cv.is_some(),
         }
     }
 
@@ -366,6 +373,7 @@ impl<'a> Registered<'a> {
             Slot::Iss => self.iss = Some(map.next_value()?),
             Slot::Aud => self.aud = Some(map.next_value()?),
             Slot::Sub => self.sub = Some(map.next_value()?),
+            Slot::Cv => self.cv = Some(map.next_value()?),
         }
         Ok(())
     }
@@ -380,6 +388,7 @@ impl<'a> Registered<'a> {
             Slot::Iss => self.iss = Some(m.clone()),
             Slot::Aud => self.aud = Some(m.clone()),
             Slot::Sub => self.sub = Some(m.clone()),
+            Slot::Cv => self.cv = Some(NumericDate::of_member(m)),
         }
     }
 }

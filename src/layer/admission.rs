@@ -118,6 +118,13 @@ impl GateInner {
     ) -> Result<Admitted, Response<Full<Bytes>>> {
         let policy: Policy = self.store.policy();
         let method = method.as_str();
+        // A token minted before its subject's latest claims change is as good as
+        // no token (so a public route still serves it, without entitlements).
+        #[cfg(feature = "claims-changes")]
+        let token = match token {
+            Ok(Some(t)) => self.check_fresh(issuer, &t).map(|()| Some(t)),
+            other => other,
+        };
         let token = match token {
             Ok(Some(t)) => t,
             // Only a caller without a valid token needs the extra lookup.

@@ -31,6 +31,10 @@ pub(crate) struct GateInner {
     pub(crate) claims: Option<ClaimsMapping>,
     /// Issuers besides the main verifier's, each chosen by the token's `iss`.
     pub(crate) others: Box<[Issuer]>,
+    /// Per issuer (0 the main verifier, then the others), its claims-change
+    /// follower, if it has a feed.
+    #[cfg(feature = "claims-changes")]
+    pub(crate) followers: Box<[Option<Arc<super::claims_changes::Follower>>]>,
     _watch: Option<WatchHandle>,
 }
 
@@ -65,6 +69,8 @@ pub(crate) struct GateInner {
 pub struct Issuer {
     pub(crate) verifier: Verifier,
     pub(crate) claims: Option<ClaimsMapping>,
+    #[cfg(feature = "claims-changes")]
+    pub(crate) changes: Option<super::claims_changes::ClaimsChanges>,
 }
 
 impl Issuer {
@@ -73,7 +79,17 @@ impl Issuer {
         Issuer {
             verifier,
             claims: None,
+            #[cfg(feature = "claims-changes")]
+            changes: None,
         }
+    }
+
+    /// Follow this issuer's claims-change feed (see
+    /// [`TierGateBuilder::claims_changes`]).
+    #[cfg(feature = "claims-changes")]
+    pub fn claims_changes(mut self, changes: super::claims_changes::ClaimsChanges) -> Issuer {
+        self.changes = Some(changes);
+        self
     }
 
     /// Where this issuer's tokens carry the subscription claims (otherwise the
@@ -94,6 +110,23 @@ impl GateInner {
                 other.claims.as_ref().or(self.claims.as_ref()),
             ),
             None => (&self.verifier, self.claims.as_ref()),
+        }
+    }
+
+    /// Refuses a token its issuer's claims-change feed says is stale (or any of
+    /// that issuer's tokens while the feed is down past its bound).
+    #[cfg(feature = "claims-changes")]
+    pub(crate) fn check_fresh(
+        &self,
+        issuer: usize,
+        token: &VerifiedToken,
+    ) -> Result<(), crate::token::TokenError> {
+        match self.followers.get(issuer) {
+            Some(Some(f)) => {
+                f.ensure_running();
+                f.check(token)
+            }
+            _ => Ok(()),
         }
     }
 
@@ -135,7 +168,21 @@ impl TierGate {
             watch: Some(WatchOptions::default()),
             claims: None,
             others: Vec::new(),
+            #[cfg(feature = "claims-changes")]
+            changes: None,
         }
+    }
+
+    /// What the claims-change followers know, one per followed issuer (empty
+    /// without [`TierGateBuilder::claims_changes`]).
+    #[cfg(feature = "claims-changes")]
+    pub fn claims_changes_status(&self) -> Vec<super::claims_changes::ClaimsChangesStatus> {
+        self.0
+            .followers
+            .iter()
+            .flatten()
+            .map(|f| f.status())
+            .collect()
     }
 
     /// The policy store, for status pages (`store().status()`) and manual reloads.
@@ -176,6 +223,8 @@ pub struct TierGateBuilder {
     watch: Option<WatchOptions>,
     claims: Option<ClaimsMapping>,
     others: Vec<Issuer>,
+    #[cfg(feature = "claims-changes")]
+    changes: Option<super::claims_changes::ClaimsChanges>,
 }
 
 impl fmt::Debug for TierGateBuilder {
@@ -252,6 +301,16 @@ impl TierGateBuilder {
         self
     }
 
+    /// Follow the main verifier's issuer's claims-change feed: tokens minted before
+    /// their subject's latest change are refused with 401 `claims_changed` (see
+    /// [`ClaimsChanges`](super::claims_changes::ClaimsChanges)). The follower runs on
+    /// the tokio runtime the gate is built (or first used) in.
+    #[cfg(feature = "claims-changes")]
+    pub fn claims_changes(mut self, changes: super::claims_changes::ClaimsChanges) -> Self {
+        self.changes = Some(changes);
+        self
+    }
+
     /// Replaces the system clock (tests pin "now").
     pub fn clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
         self.clock = Some(Arc::new(clock));
@@ -277,6 +336,11 @@ impl TierGateBuilder {
                 (store, watch)
             }
         };
+        #[cfg(feature = "claims-changes")]
+        let followers = std::iter::once((&verifier, self.changes))
+            .chain(self.others.iter().map(|o| (&o.verifier, o.changes.clone())))
+            .map(|(v, c)| c.map(|c| super::claims_changes::Follower::new(c, v.clone())))
+            .collect();
         Ok(TierGate(Arc::new(GateInner {
             store,
             verifier,
@@ -285,6 +349,8 @@ impl TierGateBuilder {
             clock: self.clock,
             claims: self.claims,
             others: self.others.into_boxed_slice(),
+            #[cfg(feature = "claims-changes")]
+            followers,
             _watch: watch,
         })))
     }

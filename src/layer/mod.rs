@@ -39,7 +39,11 @@
 mod admission;
 mod body;
 mod caller;
+#[cfg(feature = "claims-changes")]
+mod claims_changes;
 mod clock;
+#[cfg(feature = "claims-changes")]
+mod freshness;
 mod gate;
 mod require_feature;
 mod response;
@@ -52,6 +56,8 @@ pub(crate) use response::problem;
 
 pub use body::DenialBody;
 pub use caller::Caller;
+#[cfg(feature = "claims-changes")]
+pub use claims_changes::{ClaimsChanges, ClaimsChangesStatus};
 pub use gate::{BuildError, Clock, Issuer, TierGate, TierGateBuilder};
 pub use require_feature::{RequireFeature, RequireFeatureLayer, require_feature};
 #[cfg(feature = "axum")]

@@ -36,7 +36,10 @@ const GRPC_INTERNAL: u8 = 13;
 
 /// 401 (HTTP) or UNAUTHENTICATED (gRPC) for a refused or missing token.
 pub(crate) fn unauthorized(err: &TokenError, protocol: Protocol) -> Response<Full<Bytes>> {
-    if err.kind() == TokenErrorKind::KeysUnavailable {
+    if matches!(
+        err.kind(),
+        TokenErrorKind::KeysUnavailable | TokenErrorKind::ClaimsChangesUnavailable
+    ) {
         return unavailable(err.code(), err.detail(), protocol);
     }
     let detail = err.detail();

@@ -1,5 +1,6 @@
 //! What goes into a user's access token: the reference layout of its payload, the
-//! size check a claims write passes before it is stored, and minting. The platform
+//! size check a claims write passes before it is stored, and minting (with the
+//! claims version the token was minted from). The platform
 //! API and the dashboard's operations both take these from here.
 
 use serde_json::{Map, Value, json};
@@ -31,8 +32,9 @@ pub(crate) fn fits_in_a_token(
             ("claims", Value::Object(claims.clone())),
         ],
     );
-    // iat, exp (up to 12 digits each) and jti (24 hex) as the signer adds them.
-    let payload_len = Value::Object(payload).to_string().len().saturating_add(80);
+    // iat, exp (up to 12 digits each), jti (24 hex) as the signer adds them, and
+    // the claims version (up to 20 digits).
+    let payload_len = Value::Object(payload).to_string().len().saturating_add(110);
     let total = payload_len
         .div_ceil(3)
         .saturating_mul(4)
@@ -83,6 +85,14 @@ pub(crate) async fn mint_for(s: &AppState, user: &UserRow) -> Result<String, Api
         [
             ("email", json!(user.email)),
             ("claims", Value::Object(user.claims.clone())),
+            // The claims version the token was minted from: a gated app following
+            // the claims-change feed refuses it once a later version is published
+            // (`iat`, in whole seconds, cannot tell a token minted just after a
+            // change from one minted just before).
+            (
+                crate::token::CLAIMS_VERSION_CLAIM,
+                json!(user.claims_version),
+            ),
         ],
     );
     Ok(s.signer.sign(payload).await?)

@@ -8,15 +8,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::access_token::{fits_in_a_token, mint_for, token_payload};
+use super::client_auth::{authenticate, credentials};
 use super::db::{ClaimsWrite, ClaimsWriteOptions, IdempotencyKey, RefreshUse, UserRow};
 use super::input::{check_claims, email as parse_email, merge};
 use super::problem::ApiError;
-use super::secrets::{self, ClientCheck};
+use super::secrets;
 use super::state::{AppState, ClientAddr, Shared, parse, query_error, unreadable, user_json};
 
 /// Refresh tokens live this long (rotated on every use).
@@ -37,72 +37,6 @@ pub fn router() -> Router<Shared> {
             get(openid_configuration),
         )
         .route("/healthz", get(|| async { "ok" }))
-}
-
-/// Client credentials from the body or HTTP Basic — one of them (RFC 6749 §2.3: a
-/// request that uses both is a 400, whichever would have succeeded).
-fn credentials(
-    headers: &HeaderMap,
-    id: Option<String>,
-    secret: Option<String>,
-) -> Result<(String, String), ApiError> {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let basic = authorization.and_then(|v| {
-        v.split_once(' ')
-            .filter(|(s, _)| s.eq_ignore_ascii_case("basic"))
-            .map(|(_, b)| b.trim())
-    });
-    let in_body = id.is_some() || secret.is_some();
-    if in_body && basic.is_some() {
-        return Err(ApiError::two_client_methods());
-    }
-    if in_body {
-        return match (id, secret) {
-            (Some(id), Some(secret)) => Ok((id, secret)),
-            (None, _) => Err(ApiError::field(
-                "client_id",
-                "send client_id with client_secret",
-            )),
-            (_, None) => Err(ApiError::field(
-                "client_secret",
-                "send client_secret with client_id",
-            )),
-        };
-    }
-    let decoded = basic
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .and_then(|b| String::from_utf8(b).ok());
-    match decoded.as_deref().and_then(|s| s.split_once(':')) {
-        Some((id, secret)) => Ok((id.to_owned(), secret.to_owned())),
-        None => Err(ApiError::no_client()),
-    }
-}
-
-/// Checks client credentials. A missing client and a wrong secret take the same
-/// time and get the same answer; a wrong secret spends the client's and the
-/// address's failure budgets (429 once spent), a right one spends nothing.
-async fn authenticate(
-    s: &AppState,
-    addr: ClientAddr,
-    id: &str,
-    secret: &str,
-) -> Result<(), ApiError> {
-    let stored = s.db.client_secret_hash(id).await?;
-    match secrets::check_client_secret(&s.hasher, secret, stored.as_deref()).await? {
-        ClientCheck::Valid => Ok(()),
-        ClientCheck::ValidRehash(new) => {
-            if let Some(old) = &stored {
-                s.db.rehash_client_secret(id, old, &new).await?;
-            }
-            Ok(())
-        }
-        ClientCheck::Invalid => match s.limits.failed_auth(id, addr.0) {
-            Ok(()) => Err(ApiError::bad_client()),
-            Err(wait) => Err(ApiError::rate_limited(wait)),
-        },
-    }
 }
 
 fn no_store(mut res: Response) -> Response {
@@ -498,5 +432,11 @@ async fn openid_configuration(State(s): State<Shared>) -> Json<Value> {
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "id_token_signing_alg_values_supported": ["EdDSA"],
+        // The claims-change feed (see `claims_feed`): SETs with these CAEP events.
+        "claims_changes_endpoint": format!("{base}{}", super::claims_feed::PATH),
+        "claims_changes_events_supported": [
+            super::claims_feed::TOKEN_CLAIMS_CHANGE,
+            super::claims_feed::SESSION_REVOKED,
+        ],
     }))
 }

@@ -115,6 +115,24 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE refresh_tokens ADD COLUMN family TEXT",
     "CREATE INDEX refresh_user ON refresh_tokens (user_id)",
     "CREATE INDEX refresh_family ON refresh_tokens (family)",
+    // The claims-change feed: one row per applied change, numbered without gaps in
+    // commit order (the number comes from `claims_feed`'s one row, locked until the
+    // writing transaction commits), kept for the longest token lifetime.
+    "CREATE TABLE claims_changes (
+        seq BIGINT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        changed TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        at BIGINT NOT NULL
+    )",
+    "CREATE INDEX claims_changes_at ON claims_changes (at)",
+    "CREATE TABLE claims_feed (id BIGINT PRIMARY KEY, last_seq BIGINT NOT NULL)",
+    "INSERT INTO claims_feed (id, last_seq) VALUES (1, 0)",
+    // Secrets the server makes for itself (the demo app's feed credentials), shared
+    // by every instance on the database — which holds the signing keys anyway.
+    "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ];
 
 /// A user as stored.
@@ -213,6 +231,44 @@ pub struct ClaimsWriteOptions<'a> {
     pub idempotency: Option<IdempotencyKey<'a>>,
 }
 
+/// What kind of change a feed entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// The user's claims changed (the claims API, the dashboard).
+    Claims,
+    /// The user's sessions were revoked (a new password, a reused refresh token):
+    /// tokens minted before it should be refused although the claims are the same.
+    Revocation,
+}
+
+impl ChangeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Claims => "claims",
+            ChangeKind::Revocation => "revocation",
+        }
+    }
+}
+
+/// One entry of the claims-change feed.
+#[derive(Debug, Clone)]
+pub struct ChangeRow {
+    /// Its place in the feed (the cursor), gapless in commit order.
+    pub seq: i64,
+    /// The user (the token's `sub`).
+    pub user_id: String,
+    /// The user's claims version after the change.
+    pub version: i64,
+    /// Claims or revocation.
+    pub kind: ChangeKind,
+    /// The names of the claims that changed (never their values).
+    pub changed: Vec<String>,
+    /// `client:<id>`, `admin:<email>` or `system`.
+    pub actor: String,
+    /// Unix milliseconds.
+    pub at: i64,
+}
+
 /// What using a refresh token found.
 #[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -245,6 +301,11 @@ pub struct Db {
     /// Write transactions: on SQLite a pool of one connection, on PostgreSQL `pool`.
     writer: AnyPool,
     backend: Backend,
+    /// The latest feed entry this process knows of: sent after each of its own
+    /// commits, and by the watcher that follows other instances' (see
+    /// [`Db::watch_changes`]).
+    changes: std::sync::Arc<tokio::sync::watch::Sender<i64>>,
+    url: std::sync::Arc<str>,
 }
 
 /// A write transaction (see [`Db::write`]).
@@ -346,8 +407,11 @@ impl Db {
             pool,
             writer,
             backend,
+            changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+            url: url.as_str().into(),
         };
         db.migrate().await?;
+        db.changes.send_replace(db.last_change_seq().await?);
         Ok(db)
     }
 
@@ -500,10 +564,12 @@ impl Db {
             Err(e) => return Ok(ClaimsWrite::Refused(e)),
         };
         let claims_changed = before.claims != after;
+        let changed = changed_names(&before.claims, &after);
         let mut user = UserRow {
             claims: after,
             ..before.clone()
         };
+        let mut recorded = None;
         if claims_changed || w.password_hash.is_some() {
             user.updated_at = now;
             user.claims_version = before.claims_version.saturating_add(1);
@@ -545,7 +611,27 @@ impl Db {
                 .execute(&mut **tx)
                 .await?;
         }
+        if claims_changed || w.password_hash.is_some() {
+            let kind = if claims_changed {
+                ChangeKind::Claims
+            } else {
+                ChangeKind::Revocation
+            };
+            let change = NewChange {
+                user_id: &user.id,
+                version: user.claims_version,
+                kind,
+                changed: &changed,
+                actor: w.actor,
+                at: now,
+            };
+            // Last, so the feed's row stays locked for as short a time as it can.
+            recorded = Some(self.record_change(&mut tx, change).await?);
+        }
         tx.commit().await?;
+        if let Some(seq) = recorded {
+            self.changes.send_if_modified(|latest| raise(latest, seq));
+        }
         Ok(ClaimsWrite::Applied(user))
     }
 
@@ -643,6 +729,194 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    // --- the claims-change feed ------------------------------------------------------
+
+    /// Appends a change to the feed inside `tx`; returns its number. The number is
+    /// taken from the feed's counter row, which stays locked until `tx` ends, so
+    /// numbers are handed out in commit order and a reader that has seen `n` has
+    /// seen everything before it (a sequence would let a later number commit
+    /// first, and a reader skip the earlier one for good). The price is that claims
+    /// writes to different users serialize from this statement to their commit.
+    async fn record_change(&self, tx: &mut WriteTx, c: NewChange<'_>) -> Result<i64, DbError> {
+        let seq: i64 = sqlx::query(
+            "UPDATE claims_feed SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq",
+        )
+        .fetch_one(&mut ***tx)
+        .await?
+        .try_get("last_seq")?;
+        sqlx::query("INSERT INTO claims_changes (seq, user_id, version, kind, changed, actor, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(seq)
+            .bind(c.user_id)
+            .bind(c.version)
+            .bind(c.kind.as_str())
+            .bind(Value::from(c.changed.to_vec()).to_string())
+            .bind(c.actor)
+            .bind(c.at)
+            .execute(&mut ***tx)
+            .await?;
+        if self.backend == Backend::Postgres {
+            // Delivered when (and only if) `tx` commits, to every instance listening.
+            sqlx::query(&format!(
+                "DO $$ BEGIN PERFORM pg_notify('{NOTIFY_CHANNEL}', current_schema()); END $$"
+            ))
+            .execute(&mut ***tx)
+            .await?;
+        }
+        Ok(seq)
+    }
+
+    /// The value of a server setting, set to `make()` first if there is none (every
+    /// instance ends up with the same value, whichever set it).
+    pub async fn setting_or_insert(
+        &self,
+        name: &str,
+        make: impl FnOnce() -> String,
+    ) -> Result<String, DbError> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(make())
+        .execute(&self.pool)
+        .await?;
+        Ok(sqlx::query("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("value")?)
+    }
+
+    /// Creates a client with this id unless it exists.
+    pub async fn ensure_client(
+        &self,
+        id: &str,
+        name: &str,
+        secret_hash: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO clients (id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")
+            .bind(id)
+            .bind(name)
+            .bind(secret_hash)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Feed entries after `after`, oldest first, at most `limit`.
+    pub async fn changes_after(&self, after: i64, limit: i64) -> Result<Vec<ChangeRow>, DbError> {
+        let rows = sqlx::query("SELECT seq, user_id, version, kind, changed, actor, at FROM claims_changes WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                let changed: String = r.try_get("changed")?;
+                let kind: String = r.try_get("kind")?;
+                Ok(ChangeRow {
+                    seq: r.try_get("seq")?,
+                    user_id: r.try_get("user_id")?,
+                    version: r.try_get("version")?,
+                    kind: if kind == "claims" {
+                        ChangeKind::Claims
+                    } else {
+                        ChangeKind::Revocation
+                    },
+                    // Written by `record_change` as a JSON list of strings; anything
+                    // else (a hand edit) names no claims rather than failing the feed.
+                    changed: serde_json::from_str(&changed).unwrap_or_default(),
+                    actor: r.try_get("actor")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The number of the latest feed entry ever written (0 for none), whether or
+    /// not it is still kept.
+    pub async fn last_change_seq(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query("SELECT last_seq FROM claims_feed WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get("last_seq"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    /// Drops feed entries written before `before_ms`; returns how many.
+    pub async fn prune_changes(&self, before_ms: i64) -> Result<u64, DbError> {
+        Ok(sqlx::query("DELETE FROM claims_changes WHERE at < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// The latest feed entry this process knows of, as a channel that changes when
+    /// a newer one is written: at once for this process's own writes; for other
+    /// instances' through [`follow_other_writers`](Self::follow_other_writers).
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.changes.subscribe()
+    }
+
+    /// Follows writes made by other processes on the same database until `self`'s
+    /// last clone is dropped: on PostgreSQL it listens for the notification each
+    /// change sends on commit, and — on either database — it also reads the feed's
+    /// counter every `poll`, in case a notification was missed (a listener
+    /// reconnecting) or another process writes the same SQLite file.
+    pub async fn follow_other_writers(self, poll: Duration) {
+        let weak = std::sync::Arc::downgrade(&self.changes);
+        let mut listener = match self.backend {
+            Backend::Postgres => self.listen().await,
+            Backend::Sqlite => None,
+        };
+        let db = Db {
+            changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+            ..self
+        };
+        loop {
+            let woke = async {
+                match &mut listener {
+                    Some(l) => {
+                        if let Err(e) = l.recv().await {
+                            tracing::warn!(target: "tiergate::server", error = %e, "claims feed: listening for other instances' changes failed; polling meanwhile");
+                            tokio::time::sleep(poll).await;
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let _ = tokio::time::timeout(poll, woke).await;
+            let Some(changes) = weak.upgrade() else {
+                return;
+            };
+            match db.last_change_seq().await {
+                Ok(seq) => {
+                    changes.send_if_modified(|latest| raise(latest, seq));
+                }
+                Err(e) => {
+                    tracing::warn!(target: "tiergate::server", error = %e, "claims feed: reading the latest change failed");
+                }
+            }
+        }
+    }
+
+    async fn listen(&self) -> Option<sqlx::postgres::PgListener> {
+        let listen = async {
+            let mut l = sqlx::postgres::PgListener::connect(&self.url).await?;
+            l.listen(NOTIFY_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(l)
+        };
+        match listen.await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(target: "tiergate::server", error = %e, "claims feed: cannot listen for other instances' changes; polling instead");
+                None
+            }
+        }
     }
 
     // --- dashboard sessions ----------------------------------------------------------
@@ -896,12 +1170,71 @@ impl Db {
                 .bind(&family)
                 .execute(&mut **tx)
                 .await?;
+                // The access tokens that family minted are suspect too: a new claims
+                // version makes gated apps that follow the feed refuse them.
+                let version: Option<i64> = sqlx::query(
+                    "UPDATE users SET claims_version = claims_version + 1 WHERE id = $1 RETURNING claims_version",
+                )
+                .bind(&user_id)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.try_get("claims_version"))
+                .transpose()?;
+                if let Some(version) = version {
+                    let change = NewChange {
+                        user_id: &user_id,
+                        version,
+                        kind: ChangeKind::Revocation,
+                        changed: &[],
+                        actor: "system:refresh-token-reuse",
+                        at: now,
+                    };
+                    let seq = self.record_change(&mut tx, change).await?;
+                    tx.commit().await?;
+                    self.changes.send_if_modified(|latest| raise(latest, seq));
+                    return Ok(RefreshUse::Reused);
+                }
                 RefreshUse::Reused
             }
         };
         tx.commit().await?;
         Ok(outcome)
     }
+}
+
+/// The PostgreSQL channel a committed change notifies.
+const NOTIFY_CHANNEL: &str = "tiergate_claims_changes";
+
+/// A change about to be recorded.
+struct NewChange<'a> {
+    user_id: &'a str,
+    version: i64,
+    kind: ChangeKind,
+    changed: &'a [String],
+    actor: &'a str,
+    at: i64,
+}
+
+/// Raises `latest` to `seq`; whether it rose (for `send_if_modified`).
+fn raise(latest: &mut i64, seq: i64) -> bool {
+    if seq > *latest {
+        *latest = seq;
+        true
+    } else {
+        false
+    }
+}
+
+/// The names of the claims that differ between `before` and `after`, sorted.
+fn changed_names(before: &Map<String, Value>, after: &Map<String, Value>) -> Vec<String> {
+    let mut names: Vec<String> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .chain(after.keys().filter(|k| !before.contains_key(*k)).cloned())
+        .collect();
+    names.sort();
+    names
 }
 
 async fn insert_key(tx: &mut WriteTx, key: &KeyRow) -> Result<(), DbError> {

@@ -21,8 +21,10 @@
 // run it through `Server`; nothing else of it is public (see `test_util`).
 mod access_token;
 mod api;
+mod claims_feed;
 mod claims_form;
 mod client_addr;
+mod client_auth;
 mod dashboard_api;
 mod dashboard_layout;
 mod dashboard_ops;
@@ -196,9 +198,16 @@ impl Server {
                     .require_type("at+jwt")
                     .build()
                     .map_err(|e| ServeError::Demo(e.to_string()))?;
+                // …and follows the claims-change feed the way any app would: over
+                // HTTP, with client credentials of its own.
+                let (feed_id, feed_secret) = demo_feed_client(&state.db).await?;
                 let gate = TierGate::builder()
                     .store(store)
                     .verifier(verifier)
+                    .claims_changes(
+                        crate::ClaimsChanges::new(format!("http://{host}{}", claims_feed::PATH))
+                            .client_credentials(feed_id, feed_secret),
+                    )
                     .build()
                     .map_err(|e| ServeError::Demo(e.to_string()))?;
                 let listener =
@@ -250,6 +259,11 @@ impl Server {
 
     /// Serves until an error (or forever).
     pub async fn run(self) -> Result<(), ServeError> {
+        let _background = Background(vec![
+            tokio::spawn(claims_feed::prune_forever(self.state.clone())),
+            // Other instances' changes wake this one's feed readers.
+            tokio::spawn(self.state.db.clone().follow_other_writers(FOLLOW_POLL)),
+        ]);
         let app = router(self.state.clone());
         let api = axum::serve(
             self.api,
@@ -266,6 +280,38 @@ impl Server {
     }
 }
 
+/// How often an instance reads the feed's counter for other instances' changes
+/// (besides PostgreSQL's notifications, which wake it at once).
+const FOLLOW_POLL: Duration = Duration::from_millis(250);
+
+/// Tasks that end with the server.
+struct Background(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// The demo app's credentials for the claims-change feed: one client for every
+/// instance on the database, its secret kept in the database's settings (beside
+/// the signing keys), so any instance's demo can read the feed.
+async fn demo_feed_client(db: &Db) -> Result<(String, String), ServeError> {
+    const ID: &str = "cli_demo_feed";
+    let secret = db
+        .setting_or_insert("demo_feed_secret", secrets::random_secret)
+        .await?;
+    db.ensure_client(
+        ID,
+        "the demo app (claims-change feed)",
+        &secrets::hash_client_secret(&secret),
+    )
+    .await?;
+    Ok((ID.to_owned(), secret))
+}
+
 /// Every route of the API, the dashboard and its JSON, with the headers every
 /// answer carries: a Content-Security-Policy that allows no script and no inline
 /// style, no framing, no referrer, no MIME sniffing, and `Cache-Control: no-store`
@@ -278,6 +324,7 @@ pub(crate) fn router(state: state::Shared) -> axum::Router {
     };
     axum::Router::new()
         .merge(api::router())
+        .merge(claims_feed::router())
         .merge(dashboard_api::router())
         .merge(dashboard_pages::router())
         .layer(axum::extract::DefaultBodyLimit::max(state::MAX_BODY_BYTES))

@@ -122,16 +122,34 @@ impl Signer {
         &self,
         mut payload: serde_json::Map<String, Value>,
     ) -> Result<String, DbError> {
-        let state = self.state().await?;
         let now = chrono::Utc::now().timestamp();
         payload.insert("iat".into(), json!(now));
         let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
         payload.insert("exp".into(), json!(now.saturating_add(ttl)));
         payload.insert("jti".into(), json!(super::secrets::random_hex(12)));
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some("at+jwt".into());
-        header.kid = Some(state.kid.clone());
-        jsonwebtoken::encode(&header, &Value::Object(payload), &state.encoding)
-            .map_err(|e| DbError::from(sqlx::Error::Protocol(format!("signing failed: {e}"))))
+        self.sign_typed("at+jwt", &Value::Object(payload)).await
     }
+
+    /// Signs Security Event Tokens (RFC 8417: `typ: secevent+jwt`, no `exp`) with
+    /// the active key, as given (each carries its own `iat` and `jti`). One key-set
+    /// lookup for the batch.
+    pub async fn sign_events(&self, events: &[Value]) -> Result<Vec<String>, DbError> {
+        let state = self.state().await?;
+        events
+            .iter()
+            .map(|e| encode(&state, "secevent+jwt", e))
+            .collect()
+    }
+
+    async fn sign_typed(&self, typ: &str, payload: &Value) -> Result<String, DbError> {
+        encode(&*self.state().await?, typ, payload)
+    }
+}
+
+fn encode(state: &KeyState, typ: &str, payload: &Value) -> Result<String, DbError> {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some(typ.into());
+    header.kid = Some(state.kid.clone());
+    jsonwebtoken::encode(&header, payload, &state.encoding)
+        .map_err(|e| DbError::from(sqlx::Error::Protocol(format!("signing failed: {e}"))))
 }

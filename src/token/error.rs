@@ -51,6 +51,12 @@ pub enum TokenErrorKind {
     WrongIssuer,
     /// `aud` names none of the accepted audiences.
     WrongAudience,
+    /// The token was minted before its subject's latest claims change (published
+    /// on the issuer's claims-change feed): the client should get a new token.
+    ClaimsChanged,
+    /// The issuer's claims-change feed has been unreachable for longer than the
+    /// configured bound, so whether the token is still current is unknown (503).
+    ClaimsChangesUnavailable,
 }
 
 impl TokenErrorKind {
@@ -78,6 +84,8 @@ impl TokenErrorKind {
             InvalidClaim => "invalid_claim",
             WrongIssuer => "wrong_issuer",
             WrongAudience => "wrong_audience",
+            ClaimsChanged => "claims_changed",
+            ClaimsChangesUnavailable => "claims_changes_unavailable",
         }
     }
 

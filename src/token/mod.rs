@@ -41,6 +41,7 @@ mod b64;
 mod builder;
 mod cache;
 mod error;
+mod event;
 mod hmac_key;
 mod issuer;
 #[cfg(feature = "jwks")]
@@ -64,3 +65,7 @@ pub use keyset::{JwksError, KeySet};
 pub(crate) use verified::ClaimsFrom;
 pub use verified::VerifiedToken;
 pub use verify::{DEFAULT_MAX_TOKEN_BYTES, Verifier};
+
+/// The claim in which tiergate's reference server writes the claims version a
+/// token was minted from (a whole number that grows with every change to the user).
+pub const CLAIMS_VERSION_CLAIM: &str = "cv";

@@ -76,6 +76,11 @@ pub(crate) struct SignedJson<'b> {
 }
 
 impl<'b> SignedJson<'b> {
+    /// The text, for payloads that are not access tokens (security events).
+    pub(crate) fn text(&self) -> &'b str {
+        self.text
+    }
+
     /// Reads it with the one payload reader: the registered claims are returned,
     /// the subscription claims (at a location, or through a mapping) written into
     /// `claims`.

@@ -60,6 +60,8 @@ pub(super) struct TokenInner {
     pub(super) expires_at: i64,
     pub(super) not_before: Option<i64>,
     pub(super) issued_at: Option<i64>,
+    /// `cv`: the claims version it was minted from, when it is a whole number ≥ 0.
+    pub(super) claims_version: Option<u64>,
     /// What the claims resolve to under the first policy that read them (see
     /// the layer's `admission::entitlements_for`): kept here so that a cached
     /// token's requests skip the plan and role lookups.
@@ -92,6 +94,7 @@ impl VerifiedToken {
             expires_at: 0,
             not_before: None,
             issued_at: None,
+            claims_version: None,
             policy_part: OnceLock::new(),
             claims_from: ClaimsFrom::Location,
         }))
@@ -156,6 +159,18 @@ impl VerifiedToken {
     /// When the token expires (`exp`).
     pub fn expires_at(&self) -> DateTime<Utc> {
         DateTime::from_timestamp(self.0.expires_at, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// When it was issued (`iat`, unix seconds), if it says.
+    pub fn issued_at(&self) -> Option<i64> {
+        self.0.issued_at
+    }
+
+    /// The claims version it was minted from (`cv`, set by tiergate's reference
+    /// server), if it says: a gated app following the claims-change feed refuses
+    /// it once its subject has a later version.
+    pub fn claims_version(&self) -> Option<u64> {
+        self.0.claims_version
     }
 
     /// The algorithm that verified it.

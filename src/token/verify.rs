@@ -210,6 +210,10 @@ impl Verifier {
                 .map(Into::into);
             (inner.expires_at, inner.not_before, inner.issued_at) =
                 (times.exp, times.nbf, times.iat);
+            inner.claims_version = match registered.cv {
+                Some(NumericDate::Secs(v)) => u64::try_from(v).ok(),
+                _ => None,
+            };
             if let Some(memo) = memo {
                 memo.remember(&parsed);
             }
@@ -269,7 +273,7 @@ impl Verifier {
         false
     }
 
-    fn check_header(&self, p: &Parsed<'_, '_>) -> Result<(), TokenError> {
+    pub(super) fn check_header(&self, p: &Parsed<'_, '_>) -> Result<(), TokenError> {
         if p.crit {
             return Err(TokenError::new(
                 Kind::CriticalHeader,
@@ -294,7 +298,7 @@ impl Verifier {
 
     /// Finds the key that verifies the signature; returns its `kid` and the payload
     /// that signature covers, the only way to read it.
-    fn find_key<'t>(
+    pub(super) fn find_key<'t>(
         &self,
         p: &Parsed<'t, '_>,
         method: Method,
