@@ -41,6 +41,7 @@ mod b64;
 mod builder;
 mod cache;
 mod error;
+#[cfg(feature = "claims-changes")]
 mod event;
 mod hmac_key;
 mod issuer;

@@ -77,6 +77,7 @@ pub(crate) struct SignedJson<'b> {
 
 impl<'b> SignedJson<'b> {
     /// The text, for payloads that are not access tokens (security events).
+    #[cfg(feature = "claims-changes")]
     pub(crate) fn text(&self) -> &'b str {
         self.text
     }
