@@ -188,6 +188,17 @@ struct FollowState {
     applied: u64,
 }
 
+/// What one request brought.
+struct Polled {
+    more: bool,
+    sets: usize,
+}
+
+/// An empty answer that came back sooner than this did not wait for changes (a
+/// feed that does not long-poll); the next request waits [`EMPTY_PAUSE`] first.
+const QUICK_EMPTY: Duration = Duration::from_secs(1);
+const EMPTY_PAUSE: Duration = Duration::from_millis(500);
+
 /// One page of the feed.
 struct Page {
     sets: Vec<String>,
@@ -278,7 +289,7 @@ impl Follower {
 
     /// One request: fetch a page, verify every SET, apply them. Nothing is applied
     /// (and the cursor stays) unless every SET of the page verifies.
-    async fn poll(&self, client: &reqwest::Client) -> Result<bool, String> {
+    async fn poll(&self, client: &reqwest::Client) -> Result<Polled, String> {
         let cursor = self.lock().cursor.clone();
         let page = self.fetch(client, cursor.as_deref()).await?;
         let now = chrono::Utc::now().timestamp();
@@ -310,7 +321,10 @@ impl Follower {
         state.cursor = page.cursor.or(cursor);
         state.last_success = Some(SystemTime::now());
         state.applied = state.applied.saturating_add(changes.len() as u64);
-        Ok(page.more)
+        Ok(Polled {
+            more: page.more,
+            sets: page.sets.len(),
+        })
     }
 
     async fn fetch(&self, client: &reqwest::Client, cursor: Option<&str>) -> Result<Page, String> {
@@ -415,15 +429,17 @@ async fn follow(me: Weak<Follower>) {
     let mut pruned = Instant::now();
     loop {
         let Some(f) = me.upgrade() else { return };
+        let started = Instant::now();
         let result = f.poll(&client).await;
         if pruned.elapsed() > Duration::from_secs(10) {
             f.fresh.prune(chrono::Utc::now().timestamp());
             pruned = Instant::now();
         }
         let pause = match result {
-            Ok(_) => {
+            Ok(polled) => {
                 backoff = None;
-                None
+                let quick = started.elapsed() < QUICK_EMPTY;
+                (!polled.more && polled.sets == 0 && quick).then_some(EMPTY_PAUSE)
             }
             Err(e) => {
                 f.failed(e);
