@@ -3,7 +3,8 @@
 //! EdDSA and RS256 tokens; beside it the floor — `jsonwebtoken::decode` of the same
 //! token plus the engine's claims → Entitlements → decision.
 //!
-//! `cargo bench --bench layer && python3 benches/medians.py`
+//! `cargo bench --bench layer && python3 benches/medians.py`; the claims-change
+//! feed's share alone: `cargo bench --bench layer -- feed/`
 
 use std::future::Future;
 use std::hint::black_box;
@@ -427,5 +428,142 @@ fn bench_added(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_service, bench_layer, bench_added);
+/// A claims-change feed on loopback holding `n` changed subjects (the HS256 case's
+/// caller among them, changed before its token was minted), long-polled; returns
+/// its URL. Runs on `rt`.
+fn feed_with(rt: &tokio::runtime::Runtime, n: usize) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let set = |sub: &str, at: i64, i: usize| {
+        let payload = json!({
+            "iss": ISS, "aud": AUD, "iat": at, "jti": format!("e{i}"),
+            "sub_id": { "format": "iss_sub", "iss": ISS, "sub": sub },
+            "events": { "https://schemas.openid.net/secevent/caep/event-type/token-claims-change":
+                { "event_timestamp": at, "changed_claims": ["plan"] } },
+        });
+        let mut h = Header::new(Algorithm::HS256);
+        h.typ = Some("secevent+jwt".into());
+        h.kid = Some("k1".into());
+        jsonwebtoken::encode(&h, &payload, &EncodingKey::from_secret(SECRET)).unwrap()
+    };
+    let mut sets: Vec<String> = (0..n - 1)
+        .map(|i| set(&format!("usr_{i:024x}"), now - 60, i))
+        .collect();
+    sets.push(set("usr_8f2a41", now - 100, n - 1));
+    let sets = std::sync::Arc::new(sets);
+    let page = move |uri: axum::http::Uri| {
+        let sets = sets.clone();
+        async move {
+            let after: usize = uri
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("after="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if after >= sets.len() {
+                // Nothing new: hold the poll, as a real feed does.
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            let end = sets.len().min(after + 1000);
+            let page: serde_json::Map<String, Value> = (after..end)
+                .map(|i| (format!("e{i}"), json!(sets[i])))
+                .collect();
+            axum::Json(
+                json!({ "sets": page, "moreAvailable": end < sets.len(), "cursor": end.to_string() }),
+            )
+        }
+    };
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/feed", get(page));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}/feed")
+    })
+}
+
+/// Issue 20: a cache-hit request of a gate that follows a claims-change feed
+/// holding 10,000 changed subjects (the caller's among them), against the same
+/// gate without a feed, paired; and each against the do-nothing service alone.
+fn bench_feed(c: &mut Criterion) {
+    const SUBJECTS: usize = 10_000;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let policy = Policy::from_yaml(tiergate::EXAMPLE_POLICY).unwrap();
+    let case = cases().remove(0);
+    let bearer = format!("Bearer {}", case.token);
+    let feed = feed_with(&rt, SUBJECTS);
+    let hit = Some(CacheOptions::default());
+    let followed = rt.block_on(async {
+        let gate = TierGate::builder()
+            .policy(policy.clone())
+            .verifier(
+                Verifier::builder()
+                    .key(case.verifying.clone())
+                    .issuer(ISS)
+                    .audience(AUD)
+                    .token_cache(hit.clone())
+                    .build()
+                    .unwrap(),
+            )
+            .claims_changes(tiergate::ClaimsChanges::new(feed))
+            .build()
+            .unwrap();
+        while gate.claims_changes_status()[0].subjects < SUBJECTS {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        gate
+    });
+    let mut with_feed = tower::Layer::layer(&followed.layer(), Nothing);
+    let mut without_feed = gated_nothing(&policy, &case, hit);
+    let mut plain = Nothing;
+    assert_eq!(call_now(&mut with_feed, bare_request(&bearer)), 200);
+    assert_eq!(call_now(&mut without_feed, bare_request(&bearer)), 200);
+    let mut group = c.benchmark_group("feed");
+    group.bench_function("hit_added_by_feed", |b| {
+        b.iter_custom(|iters| {
+            paired(
+                iters,
+                || {
+                    drop(black_box(call_now(
+                        &mut without_feed,
+                        bare_request(&bearer),
+                    )))
+                },
+                || drop(black_box(call_now(&mut with_feed, bare_request(&bearer)))),
+            )
+        })
+    });
+    group.bench_function("hit_layer_without_feed", |b| {
+        b.iter_custom(|iters| {
+            paired(
+                iters,
+                || drop(black_box(call_now(&mut plain, bare_request(&bearer)))),
+                || {
+                    drop(black_box(call_now(
+                        &mut without_feed,
+                        bare_request(&bearer),
+                    )))
+                },
+            )
+        })
+    });
+    group.bench_function("hit_layer_with_feed", |b| {
+        b.iter_custom(|iters| {
+            paired(
+                iters,
+                || drop(black_box(call_now(&mut plain, bare_request(&bearer)))),
+                || drop(black_box(call_now(&mut with_feed, bare_request(&bearer)))),
+            )
+        })
+    });
+    group.finish();
+    drop(followed);
+    drop(rt);
+}
+
+criterion_group!(benches, bench_service, bench_layer, bench_added, bench_feed);
 criterion_main!(benches);

@@ -5,6 +5,7 @@
 #
 #   bash benches/load.sh            # 10 s per scenario, 2 threads, 32 connections
 #   DURATION=5 bash benches/load.sh
+#   SCENARIOS=feed bash benches/load.sh   # claims-change feed off/on, alternately, PAIRS=3 times
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -48,15 +49,34 @@ run() { # name mode [rewrite]
     local reloads; reloads=$(grep -c '^revision' "$WORK/revisions" || true)
     [ -n "$rewrite" ] && name="$name ($reloads revisions activated)"
     echo "$name: $rps req/s, p50 $p50, p99 $p99, non-2xx $non2xx"
+    LAST_RPS=$rps
     ROWS+=("| $name | $rps | $p50 | $p99 | $non2xx |")
 }
 
-run "no layer" plain
-run "layer, HS256, token cache on" hs256
-run "layer, HS256, token cache off" hs256-nocache
-run "layer, EdDSA, token cache on" eddsa
-run "layer, EdDSA, token cache off" eddsa-nocache
-run "layer, HS256, policy rewritten 100× during the run" hs256 rewrite
+if [ "${SCENARIOS:-all}" = feed ]; then
+    # Issue 20: the same app and token cache, following a claims-change feed (10,000
+    # subjects changed, 20 more changes a second) or not; off and on alternate, and
+    # which goes first alternates too, so the machine's drift falls on both.
+    RATIOS=()
+    for i in $(seq "${PAIRS:-3}"); do
+        if [ $((i % 2)) = 1 ]; then
+            run "layer, HS256, token cache on, feed off (pair $i)" hs256; off=$LAST_RPS
+            run "layer, HS256, token cache on, feed on (pair $i)" hs256-feed; on=$LAST_RPS
+        else
+            run "layer, HS256, token cache on, feed on (pair $i)" hs256-feed; on=$LAST_RPS
+            run "layer, HS256, token cache on, feed off (pair $i)" hs256; off=$LAST_RPS
+        fi
+        RATIOS+=("pair $i: feed on ÷ off = $(awk "BEGIN {printf \"%.3f\", $on / $off}")")
+    done
+    printf '%s\n' "${RATIOS[@]}"
+else
+    run "no layer" plain
+    run "layer, HS256, token cache on" hs256
+    run "layer, HS256, token cache off" hs256-nocache
+    run "layer, EdDSA, token cache on" eddsa
+    run "layer, EdDSA, token cache off" eddsa-nocache
+    run "layer, HS256, policy rewritten 100× during the run" hs256 rewrite
+fi
 
 echo
 echo "| scenario ($THREADS wrk threads, $CONNECTIONS connections, ${DURATION} s) | requests/s | p50 | p99 | non-2xx |"

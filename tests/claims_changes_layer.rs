@@ -7,7 +7,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use jsonwebtoken::{EncodingKey, Header};
@@ -46,18 +46,12 @@ impl Feed {
     }
 }
 
-async fn page(
-    State(feed): State<Feed>,
-    Query(q): Query<Vec<(String, String)>>,
-) -> axum::response::Response {
+async fn page(State(feed): State<Feed>, uri: axum::http::Uri) -> axum::response::Response {
     use axum::response::IntoResponse;
     if feed.down.load(std::sync::atomic::Ordering::Relaxed) {
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
     }
-    let after: usize = q
-        .iter()
-        .find(|(k, _)| k == "after")
-        .map_or(0, |(_, v)| v.parse().unwrap());
+    let after: usize = after(&uri).unwrap_or(0);
     // A short long-poll, so the follower is not spinning.
     for _ in 0..10 {
         if feed.sets.lock().unwrap().len() > after {
@@ -74,6 +68,15 @@ async fn page(
         .collect();
     Json(json!({ "sets": new, "moreAvailable": false, "cursor": sets.len().max(after).to_string(), "window_seconds": 600 }))
         .into_response()
+}
+
+/// The `after` query parameter.
+fn after(uri: &axum::http::Uri) -> Option<usize> {
+    uri.query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("after="))?
+        .parse()
+        .ok()
 }
 
 async fn start_feed() -> (Feed, String) {
