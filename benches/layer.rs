@@ -533,7 +533,9 @@ fn bench_feed(c: &mut Criterion) {
                         bare_request(&bearer),
                     )))
                 },
-                || drop(black_box(call_now(&mut with_feed, bare_request(&bearer)))),
+                || {
+                    black_box(call_now(&mut with_feed, bare_request(&bearer)));
+                },
             )
         })
     });
@@ -541,7 +543,9 @@ fn bench_feed(c: &mut Criterion) {
         b.iter_custom(|iters| {
             paired(
                 iters,
-                || drop(black_box(call_now(&mut plain, bare_request(&bearer)))),
+                || {
+                    black_box(call_now(&mut plain, bare_request(&bearer)));
+                },
                 || {
                     drop(black_box(call_now(
                         &mut without_feed,
@@ -555,8 +559,12 @@ fn bench_feed(c: &mut Criterion) {
         b.iter_custom(|iters| {
             paired(
                 iters,
-                || drop(black_box(call_now(&mut plain, bare_request(&bearer)))),
-                || drop(black_box(call_now(&mut with_feed, bare_request(&bearer)))),
+                || {
+                    black_box(call_now(&mut plain, bare_request(&bearer)));
+                },
+                || {
+                    black_box(call_now(&mut with_feed, bare_request(&bearer)));
+                },
             )
         })
     });
