@@ -528,10 +528,7 @@ fn bench_feed(c: &mut Criterion) {
             paired(
                 iters,
                 || {
-                    drop(black_box(call_now(
-                        &mut without_feed,
-                        bare_request(&bearer),
-                    )))
+                    black_box(call_now(&mut without_feed, bare_request(&bearer)));
                 },
                 || {
                     black_box(call_now(&mut with_feed, bare_request(&bearer)));
@@ -547,10 +544,7 @@ fn bench_feed(c: &mut Criterion) {
                     black_box(call_now(&mut plain, bare_request(&bearer)));
                 },
                 || {
-                    drop(black_box(call_now(
-                        &mut without_feed,
-                        bare_request(&bearer),
-                    )))
+                    black_box(call_now(&mut without_feed, bare_request(&bearer)));
                 },
             )
         })
