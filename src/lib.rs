@@ -42,7 +42,9 @@
 //! - [`reload`]: [`PolicyStore`], the active policy swapped on file changes.
 //! - [`token`]: access-token verification (keys, JWKS, the checks `jsonwebtoken` leaves open).
 //! - [`layer`]: [`TierGate`], the tower layer for axum and tonic, with one or several
-//!   [`Issuer`]s; [`require_feature`].
+//!   [`Issuer`]s; [`require_feature`]; following an issuer's claims-change feed
+//!   (`ClaimsChanges`, feature `claims-changes`, on by default) so a plan change takes
+//!   effect in seconds, not at token expiry (`docs/claims-changes.md`).
 //! - `extract` (feature `axum`): extractors for [`Entitlements`] and the verified token;
 //!   `grpc` (feature `tonic`): the same for tonic handlers.
 //! - [`policy_test`]: running `*.test.yaml` cases; [`diff`]: what a change does;

@@ -26,6 +26,15 @@ on_both!(
 
 const CHANGES: usize = 50;
 
+/// The server's and the follower's logs, shown when a test fails: why a change
+/// was late (a feed that failed, keys that could not be fetched) is in them.
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("tiergate::claims_changes=debug,tiergate::server=info,tiergate::jwks=info")
+        .with_test_writer()
+        .try_init();
+}
+
 /// How long `old` takes to be refused by `gate`'s demo app after the change that
 /// was just written, polling every 10 ms for at most 5 s.
 async fn time_to_refusal(gate: &Harness, old: &str, since: Instant) -> Duration {
@@ -49,6 +58,7 @@ async fn time_to_refusal(gate: &Harness, old: &str, since: Instant) -> Duration 
 /// minted before it is refused by `gate` and a token minted after it is accepted.
 /// Returns the times to refusal, sorted.
 async fn run_changes(writer: &Harness, gate: &Harness) -> Vec<Duration> {
+    logs();
     let email = "ada@example.com";
     let (status, body) = writer
         .set_claims(email, json!({ "plan": "free", "seats": "1" }))
@@ -237,6 +247,10 @@ async fn the_feed_is_authenticated_validated_and_says_no_claim_values(b: Backend
     let (_, _) = h
         .set_claims("lin@example.com", json!({ "plan": "starter" }))
         .await;
+    // Changes are numbered just after they commit: wait until the second is.
+    let _ = h
+        .get_as_client("/api/platform/claims-changes?after=1&wait=5")
+        .await;
     let res = h
         .get_as_client("/api/platform/claims-changes?limit=1")
         .await;
@@ -292,12 +306,34 @@ async fn the_feed_is_authenticated_validated_and_says_no_claim_values(b: Backend
         .await
         .unwrap();
     assert_eq!(config["claims_changes_endpoint"], format!("{feed}"));
+    // Past the window the changes are dropped (bounded storage); a reader behind
+    // them is moved on to the newest number, with nothing to apply.
+    let dropped =
+        h.db.prune_changes(tiergate::server::test_util::now_ms() + 1)
+            .await
+            .unwrap();
+    assert_eq!(dropped, 2);
+    let page: Value = h
+        .get_as_client("/api/platform/claims-changes?after=0")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&page["sets"], &page["cursor"]),
+        (&json!({}), &json!("2")),
+        "{page}"
+    );
 }
 
 async fn the_feed_long_polls_and_answers_when_a_change_commits(b: Backend) {
     let h = start(b, "feed_poll", RateLimits::off()).await;
     let (_, _) = h
         .set_claims("mo@example.com", json!({ "plan": "pro" }))
+        .await;
+    // Numbered (just after its commit) before the wait for the next one starts.
+    let _ = h
+        .get_as_client("/api/platform/claims-changes?after=0&wait=5")
         .await;
     let started = Instant::now();
     let waiting = h.get_as_client("/api/platform/claims-changes?after=1&wait=20");

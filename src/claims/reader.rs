@@ -310,6 +310,12 @@ pub(crate) struct Registered<'a> {
     pub cv: Option<NumericDate>,
 }
 
+/// The claim in which tiergate's reference server writes the claims version a
+/// token was minted from (a whole number that grows with every change to the user).
+/// Read in the same pass as the registered claims, for the layer's claims-change
+/// follower.
+pub const CLAIMS_VERSION_CLAIM: &str = "cv";
+
 /// The registered claim names (RFC 7519 §4.1). A claims location may not name one.
 pub(crate) const REGISTERED: [&str; 7] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
 
@@ -333,7 +339,7 @@ impl Slot {
             "iss" => Slot::Iss,
             "aud" => Slot::Aud,
             "sub" => Slot::Sub,
-            crate::token::CLAIMS_VERSION_CLAIM => Slot::Cv,
+            CLAIMS_VERSION_CLAIM => Slot::Cv,
             _ => return None,
         })
     }
@@ -346,7 +352,7 @@ impl Slot {
             Slot::Iss => "iss",
             Slot::Aud => "aud",
             Slot::Sub => "sub",
-            Slot::Cv => crate::token::CLAIMS_VERSION_CLAIM,
+            Slot::Cv => CLAIMS_VERSION_CLAIM,
         }
     }
 }

@@ -14,7 +14,8 @@
 //! instead of acknowledgements, so the server keeps no state per reader: a reader
 //! sends the last `cursor` back as `after`. It long-polls: with nothing after the
 //! cursor it waits up to `wait` seconds (at most 30) and answers as soon as a change
-//! commits — on this instance or, through PostgreSQL's notifications, on any other.
+//! is numbered (`Db::keep_feed`, just after it commits) — on this instance or,
+//! through PostgreSQL's notifications, on any other.
 //!
 //! Each SET names the user (`sub_id`, format `iss_sub`), the time of the change, the
 //! user's new claims version (tokens carry the version they were minted from, as

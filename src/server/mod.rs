@@ -261,8 +261,8 @@ impl Server {
     pub async fn run(self) -> Result<(), ServeError> {
         let _background = Background(vec![
             tokio::spawn(claims_feed::prune_forever(self.state.clone())),
-            // Other instances' changes wake this one's feed readers.
-            tokio::spawn(self.state.db.clone().follow_other_writers(FOLLOW_POLL)),
+            // Numbers committed changes; any instance's wake this one's feed readers.
+            tokio::spawn(self.state.db.clone().keep_feed(FEED_POLL)),
         ]);
         let app = router(self.state.clone());
         let api = axum::serve(
@@ -280,9 +280,10 @@ impl Server {
     }
 }
 
-/// How often an instance reads the feed's counter for other instances' changes
-/// (besides PostgreSQL's notifications, which wake it at once).
-const FOLLOW_POLL: Duration = Duration::from_millis(250);
+/// How often an instance looks for changes to number and for other instances'
+/// numbers without being woken (PostgreSQL's notifications and its own commits wake
+/// it at once).
+const FEED_POLL: Duration = Duration::from_millis(250);
 
 /// Tasks that end with the server.
 struct Background(Vec<tokio::task::JoinHandle<()>>);

@@ -54,6 +54,7 @@ mod signature;
 mod verified;
 mod verify;
 
+pub use crate::claims::reader::CLAIMS_VERSION_CLAIM;
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use builder::VerifierBuilder;
 pub use cache::CacheOptions;
@@ -66,7 +67,3 @@ pub use keyset::{JwksError, KeySet};
 pub(crate) use verified::ClaimsFrom;
 pub use verified::VerifiedToken;
 pub use verify::{DEFAULT_MAX_TOKEN_BYTES, Verifier};
-
-/// The claim in which tiergate's reference server writes the claims version a
-/// token was minted from (a whole number that grows with every change to the user).
-pub const CLAIMS_VERSION_CLAIM: &str = "cv";
