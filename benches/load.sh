@@ -28,6 +28,7 @@ run() { # name mode [rewrite]
     local pid=$!
     for _ in $(seq 100); do [ -s "$WORK/token" ] && break; sleep 0.1; done
     local token; token=$(head -1 "$WORK/token")
+    if [ -z "$token" ]; then echo "the $mode server did not start:"; cat "$WORK/revisions"; exit 1; fi
     if [ -n "$rewrite" ]; then
         # Rewrite the policy 100 times during the run (atomic renames, alternating).
         ( for i in $(seq 100); do
