@@ -583,7 +583,7 @@ impl<'de> Visitor<'de> for PayloadVisitor<'_, '_, '_> {
 
 impl ClaimsMapping {
     /// Reads the claims from a payload's JSON text with the verifier's own pass
-    /// (see [`read_json`]): only the members the mapping's pointers start at are
+    /// (see `read_json`): only the members the mapping's pointers start at are
     /// parsed, the rest skipped. What a cached token's first request costs after a
     /// reload changed the mapping. A payload the verifier would refuse (not a JSON
     /// object, a member it reads given twice) reads as no claims.
