@@ -87,6 +87,7 @@ pub mod policy_test;
 pub mod reload;
 #[cfg(feature = "server")]
 pub mod server;
+mod telemetry;
 pub mod token;
 
 pub use claims::{Claims, ClaimsLocation, ClaimsMapping, Notes, PresetError};

@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// Also serve the gated demo app here (every allowed route answers 200).
     #[arg(long)]
     pub demo_addr: Option<SocketAddr>,
+    /// Serve Prometheus metrics (GET /metrics) on this address, apart from the API
+    /// (keep it private: e.g. 127.0.0.1:9464). Off by default.
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
     /// The `aud` of machine tokens from /oauth/token (default `AUDIENCE:machine`).
     #[arg(long)]
     pub machine_audience: Option<String>,
@@ -126,6 +130,7 @@ pub fn serve(args: ServeArgs, ttl_secs: i64) -> Result<ExitCode, String> {
         audience: args.audience,
         token_ttl: Duration::from_secs(ttl_secs as u64),
         demo_addr: args.demo_addr,
+        metrics_addr: args.metrics_addr,
         machine_audience: args.machine_audience,
         rate_limits: {
             let mut limits = RateLimits::default();
@@ -150,6 +155,9 @@ pub fn serve(args: ServeArgs, ttl_secs: i64) -> Result<ExitCode, String> {
         println!("  keys:    http://{addr}/.well-known/jwks.json   issuer {}", server.issuer());
         if let Some(demo) = server.demo_addr() {
             println!("  demo:    http://{demo}  (gated by the policy; every allowed route answers 200)");
+        }
+        if let Some(m) = server.metrics_addr() {
+            println!("  metrics: http://{m}/metrics  (Prometheus)");
         }
         println!("  policy:  revision {}; edit the file or send SIGHUP to reload", server.store().policy().revision());
         if server.created_key() {

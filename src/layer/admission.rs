@@ -16,7 +16,7 @@ use super::response::{self, Protocol};
 use crate::claims::{Claims, ClaimsLocation, ClaimsMapping};
 use crate::engine::TokenPart;
 use crate::token::{ClaimsFrom, TokenError, TokenErrorKind as Kind, VerifiedToken};
-use crate::{Entitlements, Policy};
+use crate::{Entitlements, Policy, telemetry};
 
 /// What the handler gets: a verified caller, or nobody (a public route).
 pub(crate) type Admitted = Option<(VerifiedToken, Entitlements)>;
@@ -128,7 +128,10 @@ impl GateInner {
         let token = match token {
             Ok(Some(t)) => t,
             // Only a caller without a valid token needs the extra lookup.
-            Ok(None) | Err(_) if policy.is_public(method, path) => return Ok(None),
+            Ok(None) | Err(_) if policy.is_public(method, path) => {
+                count_decision("allowed", "public_route", "", "", "", "");
+                return Ok(None);
+            }
             Ok(None) => {
                 let e = TokenError::new(
                     Kind::MissingToken,
@@ -143,18 +146,26 @@ impl GateInner {
         let d = ent.check_route(method, path);
         let rule = d.rule().map(|r| r.pattern());
         let revision = d.revision();
+        let plan = d.plan();
+        let feature = d.feature().unwrap_or_default();
+        let upgrade = d.upgrade_to().unwrap_or_default();
+        let code = d.reason().code();
+        let pattern = rule.unwrap_or_default();
         if d.allowed() {
+            count_decision("allowed", code, pattern, plan, feature, upgrade);
             tracing::debug!(
                 target: "tiergate", method, path, allowed = true, reason = d.reason().code(),
                 rule, plan = d.plan(), %revision, sub = token.subject(), "allowed"
             );
         } else if !self.enforce || d.rule().is_some_and(|r| !r.enforced()) {
+            count_decision("observed", code, pattern, plan, feature, upgrade);
             tracing::warn!(
                 target: "tiergate", method, path, allowed = true, would_deny = true,
                 reason = d.reason().code(), rule, plan = d.plan(), upgrade_to = d.upgrade_to(),
                 %revision, sub = token.subject(), "observe mode: this request would be denied"
             );
         } else {
+            count_decision("denied", code, pattern, plan, feature, upgrade);
             tracing::info!(
                 target: "tiergate", method, path, allowed = false, reason = d.reason().code(),
                 rule, plan = d.plan(), upgrade_to = d.upgrade_to(), %revision,
@@ -173,6 +184,7 @@ impl GateInner {
         headers: &HeaderMap,
         e: &TokenError,
     ) -> Result<Admitted, Response<Full<Bytes>>> {
+        telemetry::increment(telemetry::TOKENS_REFUSED, &[("reason", e.code())]);
         tracing::info!(
             target: "tiergate", method, path, allowed = false, reason = e.code(),
             detail = e.detail(), "token refused"
@@ -188,6 +200,30 @@ impl From<Result<Admitted, Response<Full<Bytes>>>> for Admission {
             Err(res) => Admission::Deny(res),
         }
     }
+}
+
+/// Counts one decision. Every label value is bounded by the policy (its rule
+/// patterns, plans and features) or by tiergate (outcomes, reasons): never by the
+/// request, so a scan of a million paths adds no series.
+fn count_decision(
+    outcome: &'static str,
+    reason: &str,
+    rule: &str,
+    plan: &str,
+    feature: &str,
+    upgrade_to: &str,
+) {
+    telemetry::increment(
+        telemetry::DECISIONS,
+        &[
+            ("outcome", outcome),
+            ("reason", reason),
+            ("rule", rule),
+            ("plan", plan),
+            ("feature", feature),
+            ("upgrade_to", upgrade_to),
+        ],
+    );
 }
 
 /// The bearer token's bytes: from exactly one `Authorization: Bearer` header

@@ -431,6 +431,25 @@ async fn follow(me: Weak<Follower>) {
         let Some(f) = me.upgrade() else { return };
         let started = Instant::now();
         let result = f.poll(&client).await;
+        match &result {
+            Ok(polled) => {
+                crate::telemetry::increment(
+                    crate::telemetry::CLAIMS_FEED_POLLS,
+                    &[("outcome", "ok")],
+                );
+                if polled.sets > 0 {
+                    crate::telemetry::add(
+                        crate::telemetry::CLAIMS_FEED_CHANGES,
+                        &[],
+                        polled.sets as u64,
+                    );
+                }
+            }
+            Err(_) => crate::telemetry::increment(
+                crate::telemetry::CLAIMS_FEED_POLLS,
+                &[("outcome", "error")],
+            ),
+        }
         if pruned.elapsed() > Duration::from_secs(10) {
             f.fresh.prune(chrono::Utc::now().timestamp());
             pruned = Instant::now();

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::engine::compiled::Compiled;
 use crate::engine::{Policy, Revision};
 use crate::policy::{PolicyError, read_policy_file};
+use crate::telemetry;
 
 /// The last rejected reload: what was wrong and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +126,11 @@ impl PolicyStore {
 
     fn new(policy: Policy, path: Option<PathBuf>) -> PolicyStore {
         let (revisions, _) = watch::channel(policy.revision());
+        telemetry::set_gauge(
+            telemetry::POLICY_INFO,
+            &[("revision", &policy.revision().to_string())],
+            1.0,
+        );
         PolicyStore {
             inner: Arc::new(Inner {
                 active: ArcSwap::new(policy.0),
@@ -228,6 +234,17 @@ impl PolicyStore {
                 state.reloads = state.reloads.saturating_add(1);
                 drop(state);
                 self.inner.revisions.send_replace(to);
+                telemetry::increment(telemetry::POLICY_RELOADS, &[("outcome", "swapped")]);
+                telemetry::set_gauge(
+                    telemetry::POLICY_INFO,
+                    &[("revision", &current.to_string())],
+                    0.0,
+                );
+                telemetry::set_gauge(
+                    telemetry::POLICY_INFO,
+                    &[("revision", &to.to_string())],
+                    1.0,
+                );
                 tracing::info!(path = %path.display(), from = %current, to = %to, "policy reloaded");
                 Ok(ReloadOutcome::Swapped { from: current, to })
             }
@@ -248,6 +265,7 @@ impl PolicyStore {
                     Ordering::Relaxed,
                 );
                 state.rejections = state.rejections.saturating_add(1);
+                telemetry::increment(telemetry::POLICY_RELOADS, &[("outcome", "rejected")]);
                 tracing::error!(
                     path = %path.display(),
                     active = %current,

@@ -231,6 +231,7 @@ async fn user_token(
             .await?
             .ok_or_else(|| not_found(&email))?;
     let access = mint_for(&s, &user).await?;
+    crate::telemetry::increment(crate::telemetry::SERVER_TOKENS_MINTED, &[("kind", "user")]);
     Ok(token_response(&s, access, None))
 }
 
@@ -271,6 +272,10 @@ async fn login(
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     let ok = s.hasher.verify(&req.password, stored.as_deref()).await?;
     let Some(user) = user.filter(|_| ok) else {
+        crate::telemetry::increment(
+            crate::telemetry::SERVER_AUTH_FAILURES,
+            &[("kind", "password")],
+        );
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
@@ -278,6 +283,10 @@ async fn login(
         ));
     };
     let access = mint_for(&s, &user).await?;
+    crate::telemetry::increment(
+        crate::telemetry::SERVER_TOKENS_MINTED,
+        &[("kind", "sign_in")],
+    );
     let refresh = issue_refresh(&s, &user.id).await?;
     Ok(token_response(&s, access, Some(refresh)))
 }
@@ -294,6 +303,10 @@ async fn refresh(
 ) -> Result<Response, ApiError> {
     let req: Refresh = parse(body)?;
     let invalid = |detail: &'static str| {
+        crate::telemetry::increment(
+            crate::telemetry::SERVER_AUTH_FAILURES,
+            &[("kind", "refresh_token")],
+        );
         ApiError::new(StatusCode::UNAUTHORIZED, "invalid_refresh_token", detail)
     };
     let next = secrets::random_secret();
@@ -328,6 +341,11 @@ async fn refresh(
             .ok_or_else(|| invalid("the refresh token's user no longer exists"))?;
     // Minted from the store, so a plan change reaches the user at this refresh.
     let access = mint_for(&s, &user).await?;
+    crate::telemetry::increment(
+        crate::telemetry::SERVER_TOKENS_MINTED,
+        &[("kind", "refresh")],
+    );
+
     Ok(token_response(&s, access, Some(next)))
 }
 
@@ -409,7 +427,13 @@ async fn oauth_token(
         [("client_id", json!(client))],
     );
     match s.signer.sign(payload).await {
-        Ok(access) => token_response(&s, access, None),
+        Ok(access) => {
+            crate::telemetry::increment(
+                crate::telemetry::SERVER_TOKENS_MINTED,
+                &[("kind", "machine")],
+            );
+            token_response(&s, access, None)
+        }
         Err(e) => ApiError::internal(e).into_response(),
     }
 }

@@ -68,9 +68,18 @@ pub(crate) async fn authenticate(
             }
             Ok(())
         }
-        ClientCheck::Invalid => match s.limits.failed_auth(id, addr.0) {
+        ClientCheck::Invalid => match failed(s, id, addr) {
             Ok(()) => Err(ApiError::bad_client()),
             Err(wait) => Err(ApiError::rate_limited(wait)),
         },
     }
+}
+
+/// Counts a failed client authentication and spends the failure budgets.
+fn failed(s: &AppState, id: &str, addr: ClientAddr) -> Result<(), u64> {
+    crate::telemetry::increment(
+        crate::telemetry::SERVER_AUTH_FAILURES,
+        &[("kind", "client")],
+    );
+    s.limits.failed_auth(id, addr.0)
 }

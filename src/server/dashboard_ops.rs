@@ -58,6 +58,10 @@ pub async fn sign_in(
         None => None,
     };
     if !s.hasher.verify(password, stored.as_deref()).await? {
+        crate::telemetry::increment(
+            crate::telemetry::SERVER_AUTH_FAILURES,
+            &[("kind", "admin_password")],
+        );
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",

@@ -645,6 +645,12 @@ impl Db {
         tx.commit().await?;
         if recorded {
             self.pending.notify_one();
+            let kind = if claims_changed {
+                "claims"
+            } else {
+                "revocation"
+            };
+            crate::telemetry::increment(crate::telemetry::SERVER_CLAIMS_CHANGES, &[("kind", kind)]);
         }
         Ok(ClaimsWrite::Applied(user))
     }
@@ -1295,6 +1301,10 @@ impl Db {
                     self.record_change(&mut tx, change).await?;
                     tx.commit().await?;
                     self.pending.notify_one();
+                    crate::telemetry::increment(
+                        crate::telemetry::SERVER_CLAIMS_CHANGES,
+                        &[("kind", "revocation")],
+                    );
                     return Ok(RefreshUse::Reused);
                 }
                 RefreshUse::Reused

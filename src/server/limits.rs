@@ -100,8 +100,17 @@ impl<K: Hash + Eq + Clone> Budget<K> {
     }
 }
 
-fn spend<K: Hash + Eq + Clone>(budget: &Option<Budget<K>>, key: &K) -> Result<(), u64> {
-    budget.as_ref().map_or(Ok(()), |b| b.spend(key))
+/// Spends from `budget` (if configured); counts a refusal under `limit`.
+fn spend<K: Hash + Eq + Clone>(
+    budget: &Option<Budget<K>>,
+    key: &K,
+    limit: &'static str,
+) -> Result<(), u64> {
+    let spent = budget.as_ref().map_or(Ok(()), |b| b.spend(key));
+    if spent.is_err() {
+        crate::telemetry::increment(crate::telemetry::SERVER_RATE_LIMITED, &[("limit", limit)]);
+    }
+    spent
 }
 
 /// The server's budgets.
@@ -132,17 +141,21 @@ impl Limiter {
     /// Spends one sign-in attempt of the address and then of the account (an address
     /// over its budget spends nothing of the account's). `Err(seconds to wait)`.
     pub fn sign_in(&self, account: &str, addr: IpAddr) -> Result<(), u64> {
-        spend(&self.sign_in_address, &addr)?;
-        spend(&self.sign_in_account, &account.to_owned())
+        spend(&self.sign_in_address, &addr, "sign_in_address")?;
+        spend(
+            &self.sign_in_account,
+            &account.to_owned(),
+            "sign_in_account",
+        )
     }
 
     /// Records a failed client authentication. `Err(seconds to wait)` when the
     /// client's or the address's failure budget is spent: answer 429, not 401.
     pub fn failed_auth(&self, client_id: &str, addr: IpAddr) -> Result<(), u64> {
-        let by_addr = spend(&self.failed_address, &addr);
+        let by_addr = spend(&self.failed_address, &addr, "failed_auth_address");
         // Ids are attacker-chosen: cap their length so keys stay small.
         let id: String = client_id.chars().take(64).collect();
-        let by_client = spend(&self.failed_client, &id);
+        let by_client = spend(&self.failed_client, &id, "failed_auth_client");
         by_addr.and(by_client)
     }
 }

@@ -34,6 +34,7 @@ mod demo;
 mod input;
 mod limits;
 mod problem;
+mod prometheus;
 mod secrets;
 mod session;
 mod signing;
@@ -90,6 +91,10 @@ pub struct ServeOptions {
     /// Dashboard sessions: timeouts, and `secure` when served behind HTTPS
     /// (cookies `Secure` with a `__Host-` name).
     pub sessions: session::SessionConfig,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address — the server's and
+    /// the demo app's; off by default. Installs a global `metrics` recorder: one per
+    /// process.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Default for ServeOptions {
@@ -107,6 +112,7 @@ impl Default for ServeOptions {
             trusted_proxies: Vec::new(),
             refresh_race_grace: Duration::from_secs(10),
             sessions: session::SessionConfig::default(),
+            metrics_addr: None,
         }
     }
 }
@@ -132,6 +138,9 @@ pub enum ServeError {
     /// The demo app's gate could not be built.
     #[error("demo app: {0}")]
     Demo(String),
+    /// The metrics recorder could not be installed.
+    #[error("metrics: {0}")]
+    Metrics(String),
     /// Serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -140,6 +149,7 @@ pub enum ServeError {
 /// A bound server, ready to [`run`](Self::run).
 pub struct Server {
     api: TcpListener,
+    metrics: Option<(TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
     demo: Option<(TcpListener, TierGate)>,
     state: state::Shared,
     _watch: Option<crate::reload::WatchHandle>,
@@ -150,6 +160,19 @@ impl Server {
     /// Opens the database (migrating it), loads the policy, creates the first signing
     /// key if there is none, and binds the addresses.
     pub async fn bind(options: ServeOptions) -> Result<Server, ServeError> {
+        // First, so that what the rest of the start does is counted.
+        let metrics = match options.metrics_addr {
+            None => None,
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?;
+                Some((
+                    listener,
+                    prometheus::install().map_err(ServeError::Metrics)?,
+                ))
+            }
+        };
         let db = Db::connect(&options.database_url).await?;
         let store = PolicyStore::open(&options.policy)?;
         let watch = store.watch(WatchOptions::default()).ok();
@@ -222,6 +245,7 @@ impl Server {
         };
         Ok(Server {
             api,
+            metrics,
             demo,
             state,
             _watch: watch,
@@ -235,6 +259,11 @@ impl Server {
         self.api
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The metrics page's bound address, if it is served.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// The demo app's bound address, if it runs.
@@ -259,11 +288,21 @@ impl Server {
 
     /// Serves until an error (or forever).
     pub async fn run(self) -> Result<(), ServeError> {
-        let _background = Background(vec![
+        let mut background = vec![
             tokio::spawn(claims_feed::prune_forever(self.state.clone())),
             // Numbers committed changes; any instance's wake this one's feed readers.
             tokio::spawn(self.state.db.clone().keep_feed(FEED_POLL)),
-        ]);
+        ];
+        if let Some((listener, handle)) = self.metrics {
+            background.push(tokio::spawn(prometheus::upkeep_forever(handle.clone())));
+            let page = prometheus::router(handle);
+            background.push(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, page).await {
+                    tracing::error!(target: "tiergate::server", error = %e, "the metrics page stopped");
+                }
+            }));
+        }
+        let _background = Background(background);
         let app = router(self.state.clone());
         let api = axum::serve(
             self.api,
@@ -328,6 +367,8 @@ pub(crate) fn router(state: state::Shared) -> axum::Router {
         .merge(claims_feed::router())
         .merge(dashboard_api::router())
         .merge(dashboard_pages::router())
+        // Per matched route, so the latency's `route` label is the route's pattern.
+        .route_layer(axum::middleware::from_fn(prometheus::track))
         .layer(axum::extract::DefaultBodyLimit::max(state::MAX_BODY_BYTES))
         .layer(always(
             header::CONTENT_SECURITY_POLICY,

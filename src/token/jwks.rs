@@ -213,6 +213,7 @@ impl Jwks {
             let mut state = lock(&me.state);
             match result {
                 Ok((set, uri)) => {
+                    crate::telemetry::increment(crate::telemetry::JWKS_FETCHES, &[("outcome", "ok")]);
                     state.jwks_uri = Some(uri);
                     me.keys.store(Arc::new(set));
                     me.generation.fetch_add(1, Ordering::AcqRel);
@@ -221,6 +222,7 @@ impl Jwks {
                     me.loaded_at_ms.store(at, Ordering::Relaxed);
                 }
                 Err(message) => {
+                    crate::telemetry::increment(crate::telemetry::JWKS_FETCHES, &[("outcome", "error")]);
                     me.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(target: "tiergate::jwks", error = %message, "JWKS fetch failed; keeping the last good key set");
                 }

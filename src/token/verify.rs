@@ -16,6 +16,7 @@ use super::verified::VerifiedToken;
 use crate::claims::reader::ClaimsSource;
 use crate::claims::reader::{Member, NumericDate, Registered};
 use crate::claims::{ClaimsLocation, ClaimsMapping};
+use crate::telemetry;
 
 /// Tokens longer than this are refused before any decoding (8 KiB).
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -118,7 +119,9 @@ impl Verifier {
         generation: u64,
     ) -> Option<VerifiedToken> {
         let cache = self.0.cache.as_ref()?;
-        cache.get(token, now, self.0.leeway, generation)
+        let hit = cache.get(token, now, self.0.leeway, generation)?;
+        telemetry::increment(telemetry::TOKEN_CACHE, &[("result", "hit")]);
+        Some(hit)
     }
 
     /// Verifies without looking in the cache, and stores the token there when it
@@ -135,8 +138,19 @@ impl Verifier {
             Some(m) => ClaimsSource::Mapping(m),
             None => ClaimsSource::Location(&self.0.location),
         };
-        let verified =
-            self.verify_with(token, now, Method::Fastest, Some(&self.0.headers), source)?;
+        if self.0.cache.is_some() {
+            telemetry::increment(telemetry::TOKEN_CACHE, &[("result", "miss")]);
+        }
+        let verified = self.verify_with(token, now, Method::Fastest, Some(&self.0.headers), source);
+        let (result, alg) = match &verified {
+            Ok(v) => ("ok", v.algorithm().name()),
+            Err(e) => (e.code(), "unknown"),
+        };
+        telemetry::increment(
+            telemetry::VERIFICATIONS,
+            &[("result", result), ("alg", alg)],
+        );
+        let verified = verified?;
         if let Some(cache) = &self.0.cache {
             cache.insert(token.as_bytes(), &verified, now, self.0.leeway, generation);
         }
