@@ -4,7 +4,8 @@
 //! token plus the engine's claims → Entitlements → decision.
 //!
 //! `cargo bench --bench layer && python3 benches/medians.py`; the claims-change
-//! feed's share alone: `cargo bench --bench layer -- feed/`
+//! feed's share alone: `cargo bench --bench layer -- feed/`; a Prometheus
+//! recorder's: `cargo bench --bench layer -- metrics/`
 
 use std::future::Future;
 use std::hint::black_box;
@@ -567,5 +568,80 @@ fn bench_feed(c: &mut Criterion) {
     drop(rt);
 }
 
-criterion_group!(benches, bench_service, bench_layer, bench_added, bench_feed);
+/// Issue 22: a cache-hit request (HS256, the do-nothing service behind the layer)
+/// with a Prometheus recorder installed for this thread, against the same request
+/// with no recorder (the facade's no-op): each alone, in batches of 32, and the
+/// difference paired in the same samples.
+fn bench_metrics(c: &mut Criterion) {
+    const BATCH: u64 = 32;
+    let policy = Policy::from_yaml(tiergate::EXAMPLE_POLICY).unwrap();
+    let case = cases().remove(0);
+    let bearer = format!("Bearer {}", case.token);
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let mut svc = gated_nothing(&policy, &case, Some(CacheOptions::default()));
+    // Warm both: the token cache, and each recorder's handles on this thread.
+    for _ in 0..2 {
+        assert_eq!(call_now(&mut svc, bare_request(&bearer)), 200);
+        metrics::with_local_recorder(&recorder, || {
+            assert_eq!(call_now(&mut svc, bare_request(&bearer)), 200);
+        });
+    }
+    let mut batch = |svc: &mut tiergate::layer::TierGateService<Nothing>, n: u64| {
+        for _ in 0..n {
+            black_box(call_now(svc, bare_request(&bearer)));
+        }
+    };
+    let mut group = c.benchmark_group("metrics");
+    group.bench_function("hit_no_recorder", |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(BATCH);
+                batch(&mut svc, n);
+                left -= n;
+            }
+            t.elapsed()
+        })
+    });
+    group.bench_function("hit_prometheus", |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(BATCH);
+                metrics::with_local_recorder(&recorder, || batch(&mut svc, n));
+                left -= n;
+            }
+            t.elapsed()
+        })
+    });
+    group.bench_function("hit_added_by_prometheus", |b| {
+        b.iter_custom(|iters| {
+            let (mut without, mut with) = (Duration::ZERO, Duration::ZERO);
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(BATCH);
+                let t = Instant::now();
+                batch(&mut svc, n);
+                without += t.elapsed();
+                let t = Instant::now();
+                metrics::with_local_recorder(&recorder, || batch(&mut svc, n));
+                with += t.elapsed();
+                left -= n;
+            }
+            with.saturating_sub(without).max(Duration::from_nanos(1))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_service,
+    bench_layer,
+    bench_added,
+    bench_feed,
+    bench_metrics
+);
 criterion_main!(benches);
