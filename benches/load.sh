@@ -6,6 +6,7 @@
 #   bash benches/load.sh            # 10 s per scenario, 2 threads, 32 connections
 #   DURATION=5 bash benches/load.sh
 #   SCENARIOS=feed bash benches/load.sh   # claims-change feed off/on, alternately, PAIRS=3 times
+#   SCENARIOS=metrics bash benches/load.sh   # no recorder / Prometheus recorder, alternately
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -54,7 +55,22 @@ run() { # name mode [rewrite]
     ROWS+=("| $name | $rps | $p50 | $p99 | $non2xx |")
 }
 
-if [ "${SCENARIOS:-all}" = feed ]; then
+if [ "${SCENARIOS:-all}" = metrics ]; then
+    # Issue 22: the same app with no metrics recorder, and with a Prometheus recorder
+    # installed (and scraped every 5 s); alternately, which first alternating too.
+    RATIOS=()
+    for i in $(seq "${PAIRS:-3}"); do
+        if [ $((i % 2)) = 1 ]; then
+            run "layer, HS256, token cache on, no recorder (pair $i)" hs256; off=$LAST_RPS
+            run "layer, HS256, token cache on, Prometheus (pair $i)" hs256-metrics; on=$LAST_RPS
+        else
+            run "layer, HS256, token cache on, Prometheus (pair $i)" hs256-metrics; on=$LAST_RPS
+            run "layer, HS256, token cache on, no recorder (pair $i)" hs256; off=$LAST_RPS
+        fi
+        RATIOS+=("pair $i: Prometheus ÷ none = $(awk "BEGIN {printf \"%.3f\", $on / $off}")")
+    done
+    printf '%s\n' "${RATIOS[@]}"
+elif [ "${SCENARIOS:-all}" = feed ]; then
     # Issue 20: the same app and token cache, following a claims-change feed (10,000
     # subjects changed, 20 more changes a second) or not; off and on alternate, and
     # which goes first alternates too, so the machine's drift falls on both.

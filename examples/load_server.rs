@@ -9,8 +9,9 @@
 //! cache), `eddsa-nocache`, and `hs256-feed`: `hs256` following a claims-change
 //! feed (served by this process on PORT+1) that holds 10,000 changed subjects —
 //! the caller's among them, changed before its token was minted — and publishes 20
-//! more changes a second while the load runs. Each new active policy revision is
-//! printed to stderr.
+//! more changes a second while the load runs; `hs256-metrics`: `hs256` with a
+//! Prometheus recorder installed (the page rendered every 5 s, as a scrape would).
+//! Each new active policy revision is printed to stderr.
 
 use axum::Router;
 use axum::routing::get;
@@ -40,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "claims": { "plan": "pro", "role": "admin", "trial_ends": "2026-04-15", "seats": "5" },
     });
     let (alg, encoding, verifier) = match mode.as_str() {
-        "plain" | "hs256" | "hs256-nocache" | "hs256-feed" => (
+        "plain" | "hs256" | "hs256-nocache" | "hs256-feed" | "hs256-metrics" => (
             Algorithm::HS256,
             EncodingKey::from_secret(SECRET),
             Verifier::builder().hmac_secret(tiergate::token::Algorithm::HS256, SECRET),
@@ -54,6 +55,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("unknown mode {other}").into()),
     };
     let cache = (!mode.ends_with("-nocache")).then(CacheOptions::default);
+    if mode == "hs256-metrics" {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                handle.run_upkeep();
+                eprintln!("scraped {} bytes", handle.render().len());
+            }
+        });
+    }
     let verifier = verifier
         .issuer(ISS)
         .audience(AUD)

@@ -283,3 +283,43 @@ fn policy_reloads_are_counted_and_the_active_revision_is_a_gauge() {
     assert_eq!(gauge(&first), Some(0.0));
     assert_eq!(gauge(&second), Some(1.0));
 }
+
+/// Every metric tiergate emits is documented in docs/metrics.md, and every metric
+/// the docs' PromQL and the Grafana dashboard name is one tiergate emits.
+#[test]
+fn the_docs_and_the_dashboard_name_exactly_the_metrics_emitted() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let source = read("src/telemetry.rs");
+    let emitted: BTreeSet<String> = source
+        .lines()
+        .filter(|l| l.starts_with("pub(crate) const "))
+        .filter_map(|l| l.split('"').nth(1))
+        .filter(|n| n.starts_with("tiergate_"))
+        .map(str::to_owned)
+        .collect();
+    assert!(emitted.len() >= 14, "{emitted:?}");
+    let named = |text: &str| -> BTreeSet<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("tiergate_") && w.len() > "tiergate_".len())
+            .map(|w| {
+                ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .fold(w, |w, s| w.strip_suffix(s).unwrap_or(w))
+                    .to_owned()
+            })
+            .collect()
+    };
+    let docs = read("docs/metrics.md");
+    let dashboard = read("docs/grafana-dashboard.json");
+    serde_json::from_str::<serde_json::Value>(&dashboard).expect("the dashboard is JSON");
+    for m in &emitted {
+        assert!(docs.contains(&format!("`{m}`")), "{m} is not documented");
+    }
+    for m in named(&docs).union(&named(&dashboard)) {
+        assert!(
+            emitted.contains(m),
+            "the docs or the dashboard name {m}, which is not emitted"
+        );
+    }
+}
