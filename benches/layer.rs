@@ -586,7 +586,7 @@ fn bench_metrics(c: &mut Criterion) {
             assert_eq!(call_now(&mut svc, bare_request(&bearer)), 200);
         });
     }
-    let mut batch = |svc: &mut tiergate::layer::TierGateService<Nothing>, n: u64| {
+    let batch = |svc: &mut tiergate::layer::TierGateService<Nothing>, n: u64| {
         for _ in 0..n {
             black_box(call_now(svc, bare_request(&bearer)));
         }
