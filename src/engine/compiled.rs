@@ -166,6 +166,14 @@ impl PlanDef {
 #[derive(Clone)]
 pub struct Policy(pub(crate) Arc<Compiled>);
 
+impl Policy {
+    /// This compilation's number, unique in the process (never reused): what data
+    /// derived from this policy instance, or borrowed from it, is keyed by.
+    pub(crate) fn instance(&self) -> u64 {
+        self.0.instance
+    }
+}
+
 impl fmt::Debug for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

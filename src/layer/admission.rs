@@ -129,7 +129,7 @@ impl GateInner {
             Ok(Some(t)) => t,
             // Only a caller without a valid token needs the extra lookup.
             Ok(None) | Err(_) if policy.is_public(method, path) => {
-                count_decision("allowed", "public_route", "", "", "", "");
+                count_decision(policy.instance(), "allowed", "public_route", "", "", "", "");
                 return Ok(None);
             }
             Ok(None) => {
@@ -142,6 +142,7 @@ impl GateInner {
             Err(e) => return self.unauthorized(method, path, headers, &e),
         };
         let (verifier, mapping) = self.issuer(issuer);
+        let instance = policy.instance();
         let ent = entitlements_for(policy, mapping, verifier.claims_location(), &token, now);
         let d = ent.check_route(method, path);
         let rule = d.rule().map(|r| r.pattern());
@@ -152,20 +153,20 @@ impl GateInner {
         let code = d.reason().code();
         let pattern = rule.unwrap_or_default();
         if d.allowed() {
-            count_decision("allowed", code, pattern, plan, feature, upgrade);
+            count_decision(instance, "allowed", code, pattern, plan, feature, upgrade);
             tracing::debug!(
                 target: "tiergate", method, path, allowed = true, reason = d.reason().code(),
                 rule, plan = d.plan(), %revision, sub = token.subject(), "allowed"
             );
         } else if !self.enforce || d.rule().is_some_and(|r| !r.enforced()) {
-            count_decision("observed", code, pattern, plan, feature, upgrade);
+            count_decision(instance, "observed", code, pattern, plan, feature, upgrade);
             tracing::warn!(
                 target: "tiergate", method, path, allowed = true, would_deny = true,
                 reason = d.reason().code(), rule, plan = d.plan(), upgrade_to = d.upgrade_to(),
                 %revision, sub = token.subject(), "observe mode: this request would be denied"
             );
         } else {
-            count_decision("denied", code, pattern, plan, feature, upgrade);
+            count_decision(instance, "denied", code, pattern, plan, feature, upgrade);
             tracing::info!(
                 target: "tiergate", method, path, allowed = false, reason = d.reason().code(),
                 rule, plan = d.plan(), upgrade_to = d.upgrade_to(), %revision,
@@ -206,6 +207,7 @@ impl From<Result<Admitted, Response<Full<Bytes>>>> for Admission {
 /// patterns, plans and features) or by tiergate (outcomes, reasons): never by the
 /// request, so a scan of a million paths adds no series.
 fn count_decision(
+    policy_instance: u64,
     outcome: &'static str,
     reason: &str,
     rule: &str,
@@ -213,8 +215,9 @@ fn count_decision(
     feature: &str,
     upgrade_to: &str,
 ) {
-    telemetry::increment(
+    telemetry::increment_for_policy(
         telemetry::DECISIONS,
+        policy_instance,
         &[
             ("outcome", outcome),
             ("reason", reason),
