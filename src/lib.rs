@@ -106,3 +106,19 @@ pub use reload::{PolicyStore, WatchOptions};
 /// The example SaaS policy shipped as `policies/saas.yaml` (free → starter → pro →
 /// enterprise, a pro trial, admin and member roles), for docs and tests.
 pub const EXAMPLE_POLICY: &str = include_str!("../policies/saas.yaml");
+
+/// Hooks for tiergate's own benchmarks (feature `test-util`): the counts the layer
+/// makes, alone. Not a public API.
+#[cfg(feature = "test-util")]
+#[doc(hidden)]
+pub mod telemetry_hooks {
+    /// One decision count, as the layer makes it (`instance`: the policy's).
+    pub fn decision(instance: u64, labels: &[(&'static str, &str)]) {
+        crate::telemetry::increment_for_policy(crate::telemetry::DECISIONS, instance, labels);
+    }
+
+    /// One token-cache hit count, as the verifier makes it.
+    pub fn cache_hit() {
+        crate::telemetry::increment(crate::telemetry::TOKEN_CACHE, &[("result", "hit")]);
+    }
+}

@@ -64,7 +64,8 @@ static METADATA: Metadata<'static> = Metadata::new("tiergate", Level::INFO, Some
 const MAX_HANDLES: usize = 4096;
 
 thread_local! {
-    static HANDLES: RefCell<HashMap<u64, Counter, PassThrough>> = RefCell::new(HashMap::default());
+    static HANDLES: RefCell<HashMap<u64, Counter, PassThrough>> =
+        const { RefCell::new(HashMap::with_hasher(PassThrough)) };
 }
 
 /// Adds one to the counter `name` with these labels (values fixed in the program).
