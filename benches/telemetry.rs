@@ -26,9 +26,7 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("cache_hit_no_recorder", |b| b.iter(cache_hit));
     group.bench_function("decision_prometheus", |b| {
-        metrics::with_local_recorder(&prometheus, || {
-            b.iter(|| decision(7, black_box(&LABELS)))
-        })
+        metrics::with_local_recorder(&prometheus, || b.iter(|| decision(7, black_box(&LABELS))))
     });
     group.bench_function("cache_hit_prometheus", |b| {
         metrics::with_local_recorder(&prometheus, || b.iter(cache_hit))

@@ -292,6 +292,7 @@ impl Follower {
     async fn poll(&self, client: &reqwest::Client) -> Result<Polled, String> {
         let cursor = self.lock().cursor.clone();
         let page = self.fetch(client, cursor.as_deref()).await?;
+        tracing::trace!(target: "tiergate::claims_changes", sets = page.sets.len(), cursor = ?page.cursor, "claims feed: page");
         let now = chrono::Utc::now().timestamp();
         let mut changes = Vec::with_capacity(page.sets.len());
         for set in &page.sets {

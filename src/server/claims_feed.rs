@@ -116,21 +116,25 @@ async fn feed(
         .unwrap_or_else(tokio::time::Instant::now);
     let mut latest = s.db.watch_changes();
     loop {
-        // Marked seen before reading, so a change committed while we read wakes
+        // Marked seen before reading, so a change numbered while we read wakes
         // the wait below instead of being missed.
         latest.borrow_and_update();
-        let rows = s.db.changes_after(after, limit.saturating_add(1)).await?;
-        if !rows.is_empty() {
-            return answer(&s, rows, after, limit).await;
-        }
+        // The last number first, then the rows: every change numbered up to `last`
+        // was committed (rows and number in one transaction) before the rows are
+        // read, so a change missing from them was dropped, not numbered meanwhile.
+        // (Read the other way round, a change numbered between the two reads looked
+        // dropped, and the reader was moved past it for good.)
         let last = s.db.last_change_seq().await?;
         if last < after {
             // A cursor from the future: the database was reset. Start over.
             after = 0;
-            continue;
+        }
+        let rows = s.db.changes_after(after, limit.saturating_add(1)).await?;
+        if !rows.is_empty() {
+            return answer(&s, rows, after, limit).await;
         }
         if last > after {
-            // What came after the cursor is past the window: nothing to send.
+            // Everything after the cursor up to `last` is past the window.
             return answer(&s, Vec::new(), last, limit).await;
         }
         let woke = tokio::time::timeout_at(deadline, latest.changed()).await;
@@ -151,6 +155,7 @@ async fn answer(
     let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let cursor = rows.last().map_or(after, |r| r.seq);
+    tracing::trace!(target: "tiergate::server", after, cursor, changes = rows.len(), "claims feed: answered");
     let now = chrono::Utc::now().timestamp();
     let events: Vec<Value> = rows.iter().map(|r| event(s, r, now)).collect();
     let signed = s.signer.sign_events(&events).await?;

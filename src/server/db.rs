@@ -976,8 +976,10 @@ impl Db {
                 changes,
                 ..db.clone()
             };
+            let started = std::time::Instant::now();
             match keeper.sequence_changes().await {
                 Ok(last) => {
+                    tracing::trace!(target: "tiergate::server", last, took_ms = started.elapsed().as_millis() as u64, "claims feed: numbered");
                     keeper
                         .changes
                         .send_if_modified(|latest| raise(latest, last));
