@@ -150,6 +150,9 @@ pub fn serve(args: ServeArgs, ttl_secs: i64) -> Result<ExitCode, String> {
     let database = options.database_url.clone();
     runtime()?.block_on(async move {
         let server = Server::bind(options).await.map_err(|e| e.to_string())?;
+        // Before anything is printed: a SIGHUP sent as soon as the "policy:" line
+        // shows must find the handler installed (unhandled, it ends the process).
+        reload_on_sighup(server.store().clone());
         let addr = server.addr();
         println!("tiergate serve: claims API and tokens on http://{addr}  (database {database})");
         println!("  keys:    http://{addr}/.well-known/jwks.json   issuer {}", server.issuer());
@@ -165,35 +168,41 @@ pub fn serve(args: ServeArgs, ttl_secs: i64) -> Result<ExitCode, String> {
             println!("  create an API client:  cargo run --features server --bin tiergate -- client create --name backend");
             println!("  create an admin:       cargo run --features server --bin tiergate -- admin create --email you@example.com --password '…'");
         }
-        reload_on_sighup(server.store().clone());
         server.run().await.map_err(|e| e.to_string())
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// SIGHUP reloads the policy, as a long-running Unix server is expected to.
+/// The handler is registered when this returns (not when the task first runs).
 fn reload_on_sighup(store: tiergate::PolicyStore) {
     #[cfg(unix)]
-    tokio::spawn(async move {
+    {
         use tokio::signal::unix::{SignalKind, signal};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
             return;
         };
-        while hup.recv().await.is_some() {
-            match store.reload() {
-                Ok(tiergate::reload::ReloadOutcome::Unchanged(rev)) => {
-                    println!("SIGHUP: the policy file is unchanged (revision {rev})")
-                }
-                Ok(tiergate::reload::ReloadOutcome::Swapped { from, to }) => {
-                    println!("SIGHUP: policy reloaded, revision {from} → {to}")
-                }
-                Ok(other) => println!("SIGHUP: {other:?}"),
-                Err(e) => {
-                    eprintln!("SIGHUP: the policy was not reloaded; the last good one stays:\n{e}")
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match store.reload() {
+                    Ok(tiergate::reload::ReloadOutcome::Unchanged(rev)) => {
+                        println!("SIGHUP: the policy file is unchanged (revision {rev})")
+                    }
+                    Ok(tiergate::reload::ReloadOutcome::Swapped { from, to }) => {
+                        println!("SIGHUP: policy reloaded, revision {from} → {to}")
+                    }
+                    Ok(other) => println!("SIGHUP: {other:?}"),
+                    Err(e) => {
+                        eprintln!(
+                            "SIGHUP: the policy was not reloaded; the last good one stays:\n{e}"
+                        )
+                    }
                 }
             }
-        }
-    });
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = store;
 }
 
 fn tracing_init() {
