@@ -55,37 +55,34 @@ run() { # name mode [rewrite]
     ROWS+=("| $name | $rps | $p50 | $p99 | $non2xx |")
 }
 
-if [ "${SCENARIOS:-all}" = metrics ]; then
-    # Issue 22: the same app with no metrics recorder, and with a Prometheus recorder
-    # installed (and scraped every 5 s); alternately, which first alternating too.
+# Runs mode A (`off`) and mode B (`on`) alternately PAIRS times, which goes first
+# alternating too, so the machine's drift falls on both; prints each pair's B ÷ A
+# and the ratio of the sums.
+pairs() { # label-off mode-off label-on mode-on what
+    local i off on sum_off=0 sum_on=0
     RATIOS=()
     for i in $(seq "${PAIRS:-3}"); do
         if [ $((i % 2)) = 1 ]; then
-            run "layer, HS256, token cache on, no recorder (pair $i)" hs256; off=$LAST_RPS
-            run "layer, HS256, token cache on, Prometheus (pair $i)" hs256-metrics; on=$LAST_RPS
+            run "layer, HS256, token cache on, $1 (pair $i)" "$2"; off=$LAST_RPS
+            run "layer, HS256, token cache on, $3 (pair $i)" "$4"; on=$LAST_RPS
         else
-            run "layer, HS256, token cache on, Prometheus (pair $i)" hs256-metrics; on=$LAST_RPS
-            run "layer, HS256, token cache on, no recorder (pair $i)" hs256; off=$LAST_RPS
+            run "layer, HS256, token cache on, $3 (pair $i)" "$4"; on=$LAST_RPS
+            run "layer, HS256, token cache on, $1 (pair $i)" "$2"; off=$LAST_RPS
         fi
-        RATIOS+=("pair $i: Prometheus ÷ none = $(awk "BEGIN {printf \"%.3f\", $on / $off}")")
+        sum_off=$(awk "BEGIN {print $sum_off + $off}"); sum_on=$(awk "BEGIN {print $sum_on + $on}")
+        RATIOS+=("pair $i: $5 = $(awk "BEGIN {printf \"%.3f\", $on / $off}")")
     done
+    RATIOS+=("all pairs: $5 = $(awk "BEGIN {printf \"%.3f\", $sum_on / $sum_off}")")
     printf '%s\n' "${RATIOS[@]}"
+}
+
+if [ "${SCENARIOS:-all}" = metrics ]; then
+    # Issue 22: no metrics recorder, and a Prometheus recorder (scraped every 5 s).
+    pairs "no recorder" hs256 "Prometheus" hs256-metrics "Prometheus ÷ none"
 elif [ "${SCENARIOS:-all}" = feed ]; then
     # Issue 20: the same app and token cache, following a claims-change feed (10,000
-    # subjects changed, 20 more changes a second) or not; off and on alternate, and
-    # which goes first alternates too, so the machine's drift falls on both.
-    RATIOS=()
-    for i in $(seq "${PAIRS:-3}"); do
-        if [ $((i % 2)) = 1 ]; then
-            run "layer, HS256, token cache on, feed off (pair $i)" hs256; off=$LAST_RPS
-            run "layer, HS256, token cache on, feed on (pair $i)" hs256-feed; on=$LAST_RPS
-        else
-            run "layer, HS256, token cache on, feed on (pair $i)" hs256-feed; on=$LAST_RPS
-            run "layer, HS256, token cache on, feed off (pair $i)" hs256; off=$LAST_RPS
-        fi
-        RATIOS+=("pair $i: feed on ÷ off = $(awk "BEGIN {printf \"%.3f\", $on / $off}")")
-    done
-    printf '%s\n' "${RATIOS[@]}"
+    # subjects changed, 20 more changes a second) or not.
+    pairs "feed off" hs256 "feed on" hs256-feed "feed on ÷ off"
 else
     run "no layer" plain
     run "layer, HS256, token cache on" hs256

@@ -101,6 +101,16 @@ fn changes(url: &str) -> ClaimsChanges {
     ClaimsChanges::new(url).retry(Duration::from_millis(20), Duration::from_millis(100))
 }
 
+/// A gate with the example policy, the test issuer, following the feed at `url`.
+fn following(url: &str) -> TierGate {
+    TierGate::builder()
+        .policy(Policy::from_yaml(tiergate::EXAMPLE_POLICY).unwrap())
+        .verifier(verifier())
+        .claims_changes(changes(url))
+        .build()
+        .unwrap()
+}
+
 fn app(gate: &TierGate) -> Router {
     Router::new()
         .route(
@@ -162,12 +172,7 @@ async fn eventually(base: &str, path: &str, token: &str, want: u16) -> Value {
 #[tokio::test]
 async fn a_cached_token_is_refused_after_its_subjects_change_and_a_new_one_is_not() {
     let (feed, url) = start_feed().await;
-    let gate = TierGate::builder()
-        .policy(Policy::from_yaml(tiergate::EXAMPLE_POLICY).unwrap())
-        .verifier(verifier())
-        .claims_changes(changes(&url))
-        .build()
-        .unwrap();
+    let gate = following(&url);
     let base = format!("http://{}", serve(app(&gate)).await);
     let old = token("usr_1", Some(3), now());
     // Verified once: now in the verified-token cache.
@@ -207,12 +212,7 @@ async fn a_cached_token_is_refused_after_its_subjects_change_and_a_new_one_is_no
 #[tokio::test]
 async fn without_a_version_the_issue_time_decides() {
     let (feed, url) = start_feed().await;
-    let gate = TierGate::builder()
-        .policy(Policy::from_yaml(tiergate::EXAMPLE_POLICY).unwrap())
-        .verifier(verifier())
-        .claims_changes(changes(&url))
-        .build()
-        .unwrap();
+    let gate = following(&url);
     let base = format!("http://{}", serve(app(&gate)).await);
     let before = token("usr_1", None, now() - 10);
     feed.publish("usr_1", None, SECRET);
@@ -225,12 +225,7 @@ async fn without_a_version_the_issue_time_decides() {
 #[tokio::test]
 async fn a_forged_event_is_not_applied_and_the_status_says_why() {
     let (feed, url) = start_feed().await;
-    let gate = TierGate::builder()
-        .policy(Policy::from_yaml(tiergate::EXAMPLE_POLICY).unwrap())
-        .verifier(verifier())
-        .claims_changes(changes(&url))
-        .build()
-        .unwrap();
+    let gate = following(&url);
     let base = format!("http://{}", serve(app(&gate)).await);
     let old = token("usr_1", Some(1), now());
     feed.publish(
@@ -296,12 +291,7 @@ async fn an_unreachable_feed_past_the_bound_is_503_for_its_issuer_only() {
 #[tokio::test]
 async fn without_a_bound_an_unreachable_feed_keeps_the_last_state() {
     let (feed, url) = start_feed().await;
-    let gate = TierGate::builder()
-        .policy(Policy::from_yaml(tiergate::EXAMPLE_POLICY).unwrap())
-        .verifier(verifier())
-        .claims_changes(changes(&url))
-        .build()
-        .unwrap();
+    let gate = following(&url);
     let base = format!("http://{}", serve(app(&gate)).await);
     let old = token("usr_1", Some(1), now());
     feed.publish("usr_1", Some(2), SECRET);
