@@ -305,20 +305,29 @@ enum Backend {
 }
 
 /// The server's database.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Db {
     /// Reads (and single-statement writes).
     pool: AnyPool,
     /// Write transactions: on SQLite a pool of one connection, on PostgreSQL `pool`.
     writer: AnyPool,
     backend: Backend,
-    /// The latest feed entry this process knows of: sent after each of its own
-    /// commits, and by the watcher that follows other instances' (see
-    /// [`Db::watch_changes`]).
+    /// The latest feed entry this process knows of, set by [`Db::keep_feed`] when
+    /// it numbers changes or learns of another instance's (see [`Db::watch_changes`]).
     changes: std::sync::Arc<tokio::sync::watch::Sender<i64>>,
     /// Woken after this process commits a change, for the sequencer.
     pending: std::sync::Arc<tokio::sync::Notify>,
+    /// The URL, for PostgreSQL's notification listener. It may hold a password:
+    /// never printed (see the `Debug` impl).
     url: std::sync::Arc<str>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A write transaction (see [`Db::write`]).
@@ -799,7 +808,8 @@ impl Db {
 
     /// Numbers the committed, unnumbered changes (oldest first) after the feed's
     /// last number, in one transaction that only one instance runs at a time; returns
-    /// the feed's last number. Numbers become visible in the order they are given.
+    /// the feed's last number (for [`keep_feed`](Self::keep_feed) to tell the readers).
+    /// Numbers become visible in the order they are given.
     pub async fn sequence_changes(&self) -> Result<i64, DbError> {
         const BATCH: i64 = 1000;
         let mut tx = self.write().await?;
@@ -840,7 +850,6 @@ impl Db {
             .await?;
         self.notify_instances(&mut tx).await?;
         tx.commit().await?;
-        self.changes.send_if_modified(|latest| raise(latest, last));
         if i64::try_from(pending.len()).unwrap_or(i64::MAX) >= BATCH {
             // More may be waiting: the keeper runs again at once.
             self.pending.notify_one();
@@ -969,20 +978,16 @@ impl Db {
         };
         let mut failing = false;
         loop {
+            let started = std::time::Instant::now();
+            let numbered = db.sequence_changes().await;
+            // Told to this process's feed readers, while the server lives.
             let Some(changes) = weak.upgrade() else {
                 return;
             };
-            let keeper = Db {
-                changes,
-                ..db.clone()
-            };
-            let started = std::time::Instant::now();
-            match keeper.sequence_changes().await {
+            match numbered {
                 Ok(last) => {
                     tracing::trace!(target: "tiergate::server", last, took_ms = started.elapsed().as_millis() as u64, "claims feed: numbered");
-                    keeper
-                        .changes
-                        .send_if_modified(|latest| raise(latest, last));
+                    changes.send_if_modified(|latest| raise(latest, last));
                     if failing {
                         tracing::info!(target: "tiergate::server", "claims feed: numbering changes again");
                     }
@@ -995,7 +1000,7 @@ impl Db {
                     failing = true;
                 }
             }
-            drop(keeper);
+            drop(changes);
             let notified = async {
                 match &mut listener {
                     Some(l) => {
